@@ -1,0 +1,109 @@
+"""``cars-inspect``: parameters, mult-adds and a cell summary of any genotype's network."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from typing import Any, Sequence
+
+from ..errors import UserInputError
+from ..space import GENOTYPES, Genotype, NetworkConfig, build_network, count_mult_adds, count_parameters
+from ..space.resolve import describe_genotype_spec, resolve_genotype
+from ._common import CliParser, run_command
+
+__all__ = ["main", "inspect_genotype"]
+
+
+def inspect_genotype(genotype: Genotype, config: NetworkConfig) -> dict[str, Any]:
+    """Params, mult-adds and per-cell op counts of ``genotype``'s network of size ``config``."""
+    network = build_network(genotype, config)
+    return {
+        "genotype": str(genotype),
+        "network": config.kind,
+        "C": config.C,
+        "layers": config.layers,
+        "input_size": config.input_size,
+        "num_classes": config.num_classes,
+        "params": count_parameters(network),
+        "mult_adds": count_mult_adds(network, input_size=config.input_size, in_channels=config.in_channels),
+        "normal_ops": dict(Counter(op for op, _ in genotype.normal)),
+        "reduce_ops": dict(Counter(op for op, _ in genotype.reduce)),
+    }
+
+
+def _parser() -> CliParser:
+    parser = CliParser(
+        prog="cars-inspect",
+        description="Report params, mult-adds and a cell summary of genotypes (a published name, a "
+        "DARTS-notation string, a JSON file or RUN/pareto.csv:ROW).",
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--genotype", "-g", nargs="+", metavar="G", help="one or more genotypes")
+    which.add_argument("--all", action="store_true", help="every published genotype")
+    parser.add_argument("--network", choices=("cifar", "imagenet"), default="cifar")
+    parser.add_argument("--C", type=int, help="initial channels (default: 36 cifar, 48 imagenet)")
+    parser.add_argument("--layers", type=int, help="number of cells (default: 20 cifar, 14 imagenet)")
+    parser.add_argument("--classes", type=int, help="classifier outputs (default: 10 cifar, 1000 imagenet)")
+    parser.add_argument("--input-size", type=int, help="input side in pixels (default: 32 cifar, 224 imagenet)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per genotype on stdout")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> NetworkConfig:
+    changes = {
+        key: value
+        for key, value in (("C", args.C), ("layers", args.layers), ("num_classes", args.classes), ("input_size", args.input_size))
+        if value is not None
+    }
+    config = NetworkConfig.cifar(**changes) if args.network == "cifar" else NetworkConfig.imagenet(**changes)
+    try:
+        config.validate()
+    except ValueError as exc:
+        raise UserInputError(str(exc)) from None
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    specs = GENOTYPES.names() if args.all else args.genotype
+    genotypes = [(resolve_genotype(spec), describe_genotype_spec(spec)) for spec in specs]
+    reports = [{"name": name, **inspect_genotype(genotype, config)} for genotype, name in genotypes]
+    if args.json:
+        for report in reports:
+            print(json.dumps(report))
+        return 0
+    _print_table(reports, config)
+    return 0
+
+
+def _print_table(reports: list[dict[str, Any]], config: NetworkConfig) -> None:
+    import pandas as pd
+
+    print(f"{config.kind} network: C={config.C}, {config.layers} cells, {config.input_size}x{config.input_size} input, {config.num_classes} classes")
+    table = pd.DataFrame(
+        {
+            "name": r["name"],
+            "params (M)": round(r["params"] / 1e6, 3),
+            "mult-adds (M)": round(r["mult_adds"] / 1e6, 1),
+            "normal cell": _summary(r["normal_ops"]),
+            "reduction cell": _summary(r["reduce_ops"]),
+        }
+        for r in reports
+    )
+    print(table.to_string(index=False))
+    if len(reports) == 1:
+        print(f"genotype: {reports[0]['genotype']}")
+    sys.stdout.flush()
+
+
+def _summary(ops: dict[str, int]) -> str:
+    return " ".join(f"{count}x{op}" for op, count in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command("cars-inspect", _run, _parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
