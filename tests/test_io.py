@@ -1,0 +1,23 @@
+import os
+
+import pytest
+import torch
+
+from cars_deploy._io import atomic_torch_save, atomic_write_text
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "sub" / "table.csv"
+    atomic_write_text(target, "a\n")
+    atomic_write_text(target, "b\n")
+    assert target.read_text() == "b\n"
+    assert os.listdir(target.parent) == ["table.csv"]
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = tmp_path / "ckpt.pt"
+    atomic_torch_save(target, {"w": torch.ones(2)})
+    with pytest.raises(Exception):
+        atomic_torch_save(target, {"bad": lambda: None})  # not picklable
+    assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(2))
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
