@@ -15,12 +15,23 @@ from typing import Any
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_torch_save"]
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Writes ``data`` to ``path`` atomically, creating the parent folder if needed."""
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+    """Writes ``data`` to ``path`` atomically, creating the parent folder if needed.
+
+    The file gets ``mode`` if given, else the permissions a plain ``open`` would give (0666 less the
+    umask) rather than the owner-only 0600 of the temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -21,3 +21,13 @@ def test_failed_write_keeps_the_old_file(tmp_path):
         atomic_torch_save(target, {"bad": lambda: None})  # not picklable
     assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(2))
     assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_atomic_write_gives_normal_permissions(tmp_path):
+    target = tmp_path / "card.json"
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(target, "{}")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644
