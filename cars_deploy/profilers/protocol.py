@@ -1,0 +1,223 @@
+"""The measurement protocol shared by every device: warm-up, interleaved rounds, low percentile, overhead.
+
+Phones, and the VMs this project is tested on, drift between fast and slow states for tens of
+seconds, so one window of runs per block (the usual "time block A, then block B") puts some blocks
+in a slow window and others in a fast one: a block's one-window median can be 60% off. Instead:
+
+1. warm-up: every model runs ``warmup`` untimed calls once (caches, allocators, CPU governor);
+2. ``rounds`` interleaved rounds: in each, every model is timed once (``runs`` calls, reduced to a
+   per-call median by the device), in an order shuffled per round with a seeded generator, so each
+   model's samples are spread over the whole run and meet the same mix of fast and slow windows;
+3. the latency is a low percentile (``percentile``, default 20) of a model's round samples: the
+   model in the fast state, which all models reach, rather than a mean polluted by slow windows;
+   p10/p50/p90 and the inter-quartile range are recorded as the spread;
+4. the runner's fixed per-call overhead, timed the same way on an empty model (an identity on one
+   float), is subtracted, so that a sum of N blocks does not count N call overheads.
+
+Samples are kept per (model, round) in a ``SampleStore`` written atomically after every batch: a
+killed run resumes where it stopped and never re-times a (model, round) it already has.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .._io import atomic_write_text
+from .._progress import progress
+from ..errors import UserInputError
+from .blocks import EMPTY_KEY
+from .device import Device, Sample, TimedModel
+
+__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "measure", "aggregate", "OVERHEAD_NAME"]
+
+_log = logging.getLogger(__name__)
+
+#: Name of the empty model in samples; ``aggregate`` subtracts its latency from the others.
+OVERHEAD_NAME = EMPTY_KEY.id
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    """How many times and in what order models are timed; see the module docstring."""
+
+    warmup: int = 20  # untimed calls per model before the first round
+    rounds: int = 50  # interleaved rounds over all models
+    runs: int = 100  # timed calls per model in each round (the runner's -r / --iter)
+    call_warmup: int = 1  # untimed calls before the timed ones in every round (a runner is a new process)
+    percentile: float = 20.0  # low percentile of the round samples reported as the latency
+    batch_size: int = 64  # models per device call (ADB: per shell call)
+    seed: int = 0  # seeds the per-round shuffle
+
+    @classmethod
+    def for_device(cls, kind: str, **changes: Any) -> "ProtocolConfig":
+        """Defaults per device kind: the host does many cheap rounds; a phone starts a runner process
+        per model and round, so fewer rounds of more runs, 16 models per shell call."""
+        base = cls() if kind == "local" else cls(warmup=10, rounds=10, runs=50, batch_size=16)
+        values = {**asdict(base), **{k: v for k, v in changes.items() if v is not None}}
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        for name in ("rounds", "runs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UserInputError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup", "call_warmup"):
+            if getattr(self, name) < 0:
+                raise UserInputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if not 0.0 <= self.percentile <= 100.0:
+            raise UserInputError(f"--percentile must be in 0..100, got {self.percentile}")
+
+
+@dataclass
+class SampleStore:
+    """Round samples per model, optionally persisted (atomically) to ``path`` for resuming."""
+
+    settings: dict[str, Any]  # what the samples were taken with; a resume must match it
+    path: Path | None = None  # where it is persisted (None: memory only)
+    samples: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)  # name -> round -> sample
+
+    @classmethod
+    def open(cls, path: Path | None, settings: dict[str, Any]) -> "SampleStore":
+        """A new store, or the one saved at ``path`` by an interrupted run with the same settings."""
+        store = cls(settings=json.loads(json.dumps(settings)), path=path)
+        if path is None or not path.exists():
+            return store
+        try:
+            saved = json.loads(path.read_text())
+            old_settings, samples = saved["settings"], saved["samples"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UserInputError(f"cannot resume from {path}: unreadable ({exc}); delete it to start over") from None
+        if old_settings != store.settings:
+            changed = sorted(k for k in set(old_settings) | set(store.settings) if old_settings.get(k) != store.settings.get(k))
+            raise UserInputError(
+                f"{path} holds an interrupted run with other settings ({', '.join(changed)}); rerun with the same "
+                "settings to resume it, or delete it to start over"
+            )
+        store.samples = {name: {int(r): s for r, s in rounds.items()} for name, rounds in samples.items()}
+        return store
+
+    def has(self, name: str, round_index: int) -> bool:
+        return round_index in self.samples.get(name, {})
+
+    def add(self, round_index: int, samples: Sequence[Sample]) -> None:
+        for sample in samples:
+            self.samples.setdefault(sample.name, {})[round_index] = {
+                "ms": sample.ms, "runs": sample.runs, "temp_before_c": sample.temp_before_c, "temp_after_c": sample.temp_after_c
+            }
+
+    def values(self, name: str) -> np.ndarray:
+        rounds = self.samples.get(name, {})
+        return np.array([rounds[r]["ms"] for r in sorted(rounds)], dtype=np.float64)
+
+    def count(self) -> int:
+        return sum(len(rounds) for rounds in self.samples.values())
+
+    def save(self) -> None:
+        if self.path is not None:
+            atomic_write_text(self.path, json.dumps({"settings": self.settings, "samples": self.samples}))
+
+    def delete(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The aggregate of one model's round samples (overhead already subtracted where said)."""
+
+    name: str  # the model's name
+    latency_ms: float  # the low percentile minus the overhead, floored at 0
+    raw_ms: float  # the low percentile before subtracting the overhead
+    p10_ms: float  # spread: 10th, 50th and 90th percentiles, overhead subtracted
+    p50_ms: float
+    p90_ms: float
+    iqr_ms: float  # 75th minus 25th percentile
+    overhead_ms: float  # the per-call overhead subtracted
+    rounds: int  # round samples aggregated
+    runs: int  # timed calls behind them
+    temperatures_c: tuple[tuple[float | None, float | None], ...] = ()  # (before, after) per round
+
+
+def measure(
+    device: Device,
+    models: Sequence[TimedModel],
+    config: ProtocolConfig,
+    store: SampleStore,
+    *,
+    show_progress: bool | None = None,
+    on_batch: Callable[[int, Sequence[Sample]], None] | None = None,
+) -> None:
+    """Fills ``store`` with ``config.rounds`` samples of every model (skipping those it already has)."""
+    config.validate()
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise UserInputError("two models to time share a name")
+    pending = sum(not store.has(m.name, r) for r in range(config.rounds) for m in models)
+    if pending == 0:
+        return
+    if store.count():
+        _log.info("resuming: %d of %d samples already measured", store.count(), store.count() + pending)
+    device.prepare(models)
+    bar = progress(total=pending + (len(models) if config.warmup else 0), desc="profiling", unit="sample",
+                   **({} if show_progress is None else {"disable": not show_progress}))
+    try:
+        if config.warmup:
+            for batch in _chunks(list(models), config.batch_size):
+                device.time_batch(batch, runs=config.warmup, warmup=0)
+                bar.update(len(batch))
+        for round_index in range(config.rounds):
+            order = np.random.default_rng([config.seed, round_index]).permutation(len(models))
+            todo = [models[i] for i in order if not store.has(models[i].name, round_index)]
+            for batch in _chunks(todo, config.batch_size):
+                samples = device.time_batch(batch, runs=config.runs, warmup=config.call_warmup)
+                if [s.name for s in samples] != [m.name for m in batch]:
+                    raise RuntimeError("device returned samples for other models than asked")
+                store.add(round_index, samples)
+                store.save()
+                if on_batch is not None:
+                    on_batch(round_index, samples)
+                bar.update(len(batch))
+    finally:
+        bar.close()
+
+
+def aggregate(store: SampleStore, names: Sequence[str], *, percentile: float, overhead: str | None = OVERHEAD_NAME) -> dict[str, Measurement]:
+    """One ``Measurement`` per name from its round samples, minus the overhead model's latency."""
+    overhead_ms = 0.0
+    if overhead is not None:
+        values = store.values(overhead)
+        if values.size == 0:
+            raise RuntimeError(f"no samples of the overhead model {overhead}")
+        overhead_ms = float(np.percentile(values, percentile))
+    out = {}
+    for name in names:
+        values = store.values(name)
+        if values.size == 0:
+            raise RuntimeError(f"no samples of {name}")
+        raw = float(np.percentile(values, percentile))
+        p10, p25, p50, p75, p90 = (float(v) for v in np.percentile(values, [10, 25, 50, 75, 90]))
+        rounds = store.samples[name]
+        out[name] = Measurement(
+            name=name,
+            latency_ms=max(raw - overhead_ms, 0.0),
+            raw_ms=raw,
+            p10_ms=max(p10 - overhead_ms, 0.0),
+            p50_ms=max(p50 - overhead_ms, 0.0),
+            p90_ms=max(p90 - overhead_ms, 0.0),
+            iqr_ms=p75 - p25,
+            overhead_ms=overhead_ms,
+            rounds=int(values.size),
+            runs=int(sum(s["runs"] for s in rounds.values())),
+            temperatures_c=tuple((rounds[r]["temp_before_c"], rounds[r]["temp_after_c"]) for r in sorted(rounds)),
+        )
+    return out
+
+
+def _chunks(items: list[TimedModel], size: int) -> list[list[TimedModel]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
