@@ -5,6 +5,7 @@ from .genotypes import GENOTYPES
 from .networks import NetworkConfig, build_network, cell_plan
 from .primitives import OPS, PRIMITIVES
 from .resolve import resolve_genotype
+from .supernet import SuperNet
 
 __all__ = [
     "CONCAT",
@@ -15,6 +16,7 @@ __all__ = [
     "NetworkConfig",
     "OPS",
     "PRIMITIVES",
+    "SuperNet",
     "build_network",
     "cell_plan",
     "count_mult_adds",

@@ -1,0 +1,181 @@
+"""``cars-search``: a CARS search (continuous evolution of a population on one SuperNet) into a run folder."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any, Sequence
+
+import pandas as pd
+import torch
+
+from ..errors import UserInputError
+from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, preset
+from ..search.loop import CarsSearch, SearchResult, resolve_device
+from ..search.rundir import RunDir
+from ._common import CliParser, run_command
+
+__all__ = ["main", "config_from_args"]
+
+# Flags that define the search; with --resume the run's saved config is used and these are refused.
+_CONFIG_FLAGS: dict[str, str] = {
+    "objective": "objectives",
+    "selection": "selection",
+    "deploy_network": "deploy_network",
+    "latency_table": "latency_table",
+    "population": "population",
+    "epochs": "epochs",
+    "warmup": "warmup_epochs",
+    "evolve_every": "evolve_every",
+    "arch_batch": "arch_batch",
+    "expand": "expand",
+    "seed": "seed",
+    "dataset": "dataset",
+    "data_dir": "data_dir",
+    "input_size": "input_size",
+    "C": "C",
+    "layers": "layers",
+    "batch_size": "batch_size",
+    "max_train_batches": "max_train_batches",
+    "max_val_batches": "max_val_batches",
+    "workers": "num_workers",
+    "bn_recalibration": "bn_recalibration",
+}
+
+
+def _parser() -> CliParser:
+    d = PRESETS["default"]
+    parser = CliParser(
+        prog="cars-search",
+        description="Search the DARTS cell space with CARS: one weight-sharing SuperNet and a population evolved "
+        "by pNSGA-III on accuracy and cost. Writes config.json, history.jsonl, population.csv, pareto.csv, "
+        "checkpoint.pt and plots/ into the run folder. Flags left out take the preset's values (default: "
+        f"{d.dataset}, C={d.C}, {d.layers} cells, P={d.population}, {d.epochs} epochs with {d.warmup_epochs} of "
+        f"warmup, a generation every {d.evolve_every}, B={d.arch_batch}, t={d.expand:g}).",
+    )
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--out", metavar="RUN", help="new run folder")
+    where.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint (its saved settings)")
+    parser.add_argument("--overwrite", action="store_true", help="with --out: replace a run already in RUN")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                        help="default: minutes on 2 CPU cores on the embedded digits; paper: section 4.2 CIFAR-10 search")
+    objectives = parser.add_argument_group("objectives")
+    objectives.add_argument("--objective", help="cost(s) minimised next to accuracy, comma-separated: params, "
+                            "mult_adds, latency (default: params)")
+    objectives.add_argument("--selection", choices=SELECTIONS, help="survivor selection (default: pnsga3)")
+    objectives.add_argument("--deploy-network", choices=DEPLOY_NETWORKS,
+                            help="network the costs are counted on (default: imagenet, the mobile setting)")
+    objectives.add_argument("--latency-table", metavar="TABLE", help="latency table for --objective latency")
+    evolution = parser.add_argument_group("evolution (Algorithm 1)")
+    evolution.add_argument("--population", type=int, metavar="P", help="population size")
+    evolution.add_argument("--epochs", type=int, help="total epochs, warmup included")
+    evolution.add_argument("--warmup", type=int, metavar="E_WARM", help="warmup epochs on uniformly random paths")
+    evolution.add_argument("--evolve-every", type=int, metavar="E_PARAM", help="epochs between generations")
+    evolution.add_argument("--arch-batch", type=int, metavar="B", help="architectures per SGD step (eq. 3)")
+    evolution.add_argument("--expand", type=float, metavar="T", help="offspring per generation, as a multiple of P")
+    evolution.add_argument("--seed", type=int, help="random seed (default 0)")
+    evolution.add_argument("--max-generations", type=int, metavar="K",
+                           help="stop after generation K (resume later with --resume)")
+    data = parser.add_argument_group("data and SuperNet")
+    data.add_argument("--dataset", choices=("digits", "cifar10", "imagefolder"),
+                      help="digits (embedded, default), cifar10 (torchvision layout) or imagefolder (train/<class>/)")
+    data.add_argument("--data-dir", help="dataset folder for cifar10 / imagefolder")
+    data.add_argument("--input-size", type=int, help="image side for cifar10 / imagefolder (default 32)")
+    data.add_argument("--C", type=int, help="SuperNet initial channels")
+    data.add_argument("--layers", type=int, help="SuperNet cells")
+    data.add_argument("--batch-size", type=int, help="images per SGD step")
+    data.add_argument("--max-train-batches", type=int, metavar="N", help="cap on SGD steps per epoch (quick runs)")
+    data.add_argument("--max-val-batches", type=int, metavar="N", help="cap on validation batches per individual")
+    data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
+    data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
+                      help="measure individuals with the SuperNet's shared BN statistics")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
+                        "the CPU, where more threads only cost; PyTorch's default otherwise)")
+    parser.add_argument("--quiet", action="store_true", help="no per-generation log lines")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> SearchConfig:
+    """The SearchConfig of a new run: the preset with the given flags applied."""
+    changes: dict[str, Any] = {field: getattr(args, flag) for flag, field in _CONFIG_FLAGS.items()}
+    if args.objective is not None:
+        names = tuple(name.strip() for name in args.objective.split(",") if name.strip() and name.strip() != "accuracy")
+        changes["objectives"] = names
+    config = preset(args.preset, **changes)
+    config.validate()
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+
+    logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    start = time.perf_counter()
+    if args.max_generations is not None and args.max_generations < 0:
+        raise UserInputError("--max-generations must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise UserInputError("--threads must be at least 1")
+    if args.resume:
+        given = [f"--{flag.replace('_', '-')}" for flag in _CONFIG_FLAGS if getattr(args, flag) is not None]
+        if args.preset != "default":
+            given.append("--preset")
+        if given:
+            raise UserInputError(
+                f"--resume continues a run with its saved settings; drop {', '.join(given)} (or start a new run with --out)"
+            )
+        config = RunDir.open(args.resume)[1]
+    else:
+        config = config_from_args(args)
+    device = resolve_device(args.device)
+    _set_threads(args.threads, config, device)
+    if args.overwrite and args.resume:
+        raise UserInputError("--overwrite replaces a run given with --out; it does not go with --resume")
+    search = CarsSearch(config, args.resume or args.out, resume=bool(args.resume), device=device, overwrite=args.overwrite)
+    result = search.run(max_generations=args.max_generations)
+    _print_summary(result, search.config, time.perf_counter() - start)
+    return 0
+
+
+def _set_threads(threads: int | None, config: SearchConfig, device: torch.device) -> None:
+    """``--threads``, or by default one thread for a CPU search on the embedded 8x8 digits: its ops are
+    so small that PyTorch's intra-op threads cost more than they give, and on a busy machine far more
+    (a default search measured 94 s on one thread against 448 s on two, with other jobs running)."""
+    if threads is None and device.type == "cpu" and config.dataset == "digits":
+        threads = 1
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _print_summary(result: SearchResult, config: SearchConfig, seconds: float) -> None:
+    state = "finished" if result.finished else f"stopped (resume with --resume {result.run_dir})"
+    print(
+        f"CARS search {state}: generation {result.generation}/{config.n_generations}, epoch {result.epoch}/{config.epochs}, "
+        f"{seconds:.0f} s; objectives accuracy, {', '.join(config.objectives)}; selection {config.selection}"
+    )
+    pareto = result.pareto
+    table = pd.DataFrame(
+        {
+            "row": range(len(pareto)),
+            "accuracy (%)": (pareto["accuracy"] * 100).round(2),
+            "params (M)": (pareto["params"] / 1e6).round(3),
+            "mult-adds (M)": (pareto["mult_adds"] / 1e6).round(1),
+            "origin": pareto["origin"],
+            "born": pareto["born"],
+        }
+    )
+    if pareto["latency_ms"].notna().any():
+        table.insert(4, "latency (ms)", pareto["latency_ms"].astype(float).round(2))
+    print(f"Pareto set ({len(pareto)} of {len(result.population)}; costs on the {config.deploy_network} network):")
+    print(table.to_string(index=False))
+    print(f"run folder: {result.run_dir} (pareto.csv, population.csv, history.jsonl, plots/)")
+    print(f"inspect a row: cars-inspect --genotype {result.run_dir}/pareto.csv:0")
+    sys.stdout.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run_command("cars-search", _run, _parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

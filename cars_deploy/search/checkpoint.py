@@ -1,0 +1,87 @@
+"""The search checkpoint: everything a killed search needs to continue as if it had never stopped.
+
+Written atomically (``atomic_torch_save``) after every generation and after any epoch that ends a
+minute or more after the last checkpoint (so a kill loses little training), and read with
+``torch.load(weights_only=True)``, so it holds only tensors and plain containers: the SuperNet, the
+previous generation's SuperNet (for the accuracy increasing speed), optimizer and scheduler states,
+the population (genotypes as int lists) with its objectives, the per-generation history, the epoch
+and generation counters, and every random state the search draws from (the numpy ``Generator`` of
+architecture sampling and variation, torch's CPU and CUDA generators). Data order needs no state: it
+is a function of the seed and the epoch (``search.data.epoch_generator``).
+
+A checkpoint names its format and carries the search config; loading one that is truncated, not a
+search checkpoint, or made by a different config raises ``CheckpointError`` with one line.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .._io import atomic_torch_save
+from ..errors import CheckpointError
+from .config import SearchConfig
+
+__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state"]
+
+FORMAT = "cars-deploy/search-checkpoint"
+VERSION = 1
+_KEYS = ("format", "version", "config", "epoch", "generation", "supernet", "optimizer", "scheduler",
+         "previous_supernet", "population", "history", "train_log", "rng")
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """Every random state the search uses, in plain containers."""
+    return {
+        "numpy": rng.bit_generator.state,
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else [],
+    }
+
+
+def restore_rng_state(state: dict[str, Any], rng: np.random.Generator) -> None:
+    """Inverse of ``rng_state``: sets ``rng`` and torch's generators."""
+    rng.bit_generator.state = state["numpy"]
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    """Writes ``payload`` (the keys of ``_KEYS`` except format/version) atomically to ``path``."""
+    missing = [key for key in _KEYS[2:] if key not in payload]
+    if missing:
+        raise ValueError(f"checkpoint payload lacks {', '.join(missing)}")
+    atomic_torch_save(path, {"format": FORMAT, "version": VERSION, **payload})
+
+
+def load_checkpoint(path: Path, *, config: SearchConfig, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Reads and checks a search checkpoint written for ``config``; ``CheckpointError`` otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as exc:
+        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise CheckpointError(f"{path} is corrupt or truncated and cannot be read ({reason})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a cars-search checkpoint")
+    if data.get("version") != VERSION:
+        raise CheckpointError(f"{path} has checkpoint version {data.get('version')}; this cars-search reads {VERSION}")
+    missing = [key for key in _KEYS if key not in data]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is damaged")
+    saved = data["config"]
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"{path} has no search config; it is damaged")
+    expected = config.to_dict()
+    if saved != expected:
+        diff = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
+        shown = ", ".join(f"{k}={saved.get(k)!r} (run config: {expected.get(k)!r})" for k in diff[:3])
+        raise CheckpointError(f"{path} belongs to another search: {shown}")
+    return data

@@ -1,0 +1,442 @@
+"""Continuous evolution (Algorithm 1): one SuperNet and one population, alternately improved.
+
+```
+warm up the SuperNet for E_warm epochs on uniformly random paths               (section 3.4)
+draw P distinct random architectures; measure them                              (generation 0)
+for e = 1 .. E_evo:
+    train the SuperNet E_param epochs, B population members per step           (eq. 3)
+    make t*P distinct offspring by crossover / mutation / random               (section 4.1)
+    measure parents and offspring on the new weights, offspring also on the
+    previous generation's weights (for the accuracy increasing speed)
+    keep P of the (1+t)P by pNSGA-III (or NSGA-III)                              (section 3.3)
+```
+
+``CarsSearch`` runs that loop as a small state machine over two counters - epochs trained and
+generations selected - and writes a checkpoint after every generation (and after an epoch when the
+last one is a minute old), so that a run killed at any point and resumed (``CarsSearch.resume``)
+ends with the same population and weights as one that never stopped (same seed, same device and
+thread count; CPU runs are bit-for-bit). The run directory is described in ``search.rundir``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..errors import DeviceError, UserInputError
+from ..space import Genotype, NetworkConfig, random_genotype
+from ..space.supernet import SuperNet
+from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .config import SearchConfig
+from .data import SearchData, load_search_data
+from .evaluation import Evaluator, accuracy_speed
+from .objectives import CostFunction, build_costs, deploy_network
+from .plots import plot_generations, plot_pareto
+from .population import Individual, Population
+from .rundir import PLOTS, RunDir
+from .selection import non_dominated_fronts, select
+from .trainer import SuperNetTrainer
+from .variation import VariationConfig, make_offspring
+
+__all__ = ["CarsSearch", "SearchResult", "resolve_device"]
+
+log = logging.getLogger("cars_deploy.search")
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``; ``DeviceError`` if CUDA is missing."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
+        return torch.device(name)
+    raise UserInputError(f"unknown device {name!r}; expected auto, cpu or cuda")
+
+
+@dataclass
+class SearchResult:
+    """Where a search stands when ``run`` returns."""
+
+    run_dir: Path  # the run directory
+    population: Population  # the current population
+    pareto: pd.DataFrame  # its Pareto set (the rows of pareto.csv)
+    generation: int  # generations selected so far
+    epoch: int  # epochs trained so far
+    finished: bool  # all generations done
+    history: list[dict[str, Any]]  # one record per generation (the lines of history.jsonl)
+
+
+class CarsSearch:
+    """A CARS search bound to a run directory; ``run()`` advances it, ``resume()`` reopens one."""
+
+    def __init__(
+        self,
+        config: SearchConfig,
+        run_dir: str | Path,
+        *,
+        resume: bool = False,
+        device: str | torch.device = "auto",
+        show_progress: bool = True,
+        epoch_checkpoint_seconds: float = 60.0,
+        plot_seconds: float = 30.0,
+        overwrite: bool = False,
+    ):
+        """``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
+        (generations always do); ``plot_seconds``: likewise for the PNG plots (the end of ``run`` always
+        plots). Neither changes the search's result, only what a kill can lose and the I/O spent.
+        ``overwrite`` replaces a run already in ``run_dir`` (a new run only)."""
+        config.validate()
+        if not resume and not overwrite:
+            RunDir.check_new(run_dir)  # fail before minutes of data loading, not after
+        self.config = config
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        self.show_progress = show_progress
+        # Costs first: a bad objective fails before any folder is made or data is read.
+        network = deploy_network(config.deploy_network)
+        options = {"latency_table": config.latency_table}
+        self.costs: list[CostFunction] = build_costs(config.objectives, network=network, options=options)
+        by_name = {cost.name: cost for cost in self.costs}
+        self.report_costs: dict[str, CostFunction] = {
+            name: by_name.get(name) or build_costs([name], network=network, options=options)[0]
+            for name in ("params", "mult_adds")
+        }
+        self.data: SearchData = load_search_data(config, self.device)
+        self.network_config = NetworkConfig(
+            kind="cifar",
+            C=config.C,
+            layers=config.layers,
+            num_classes=self.data.info.num_classes,
+            input_size=self.data.info.input_size,
+            affine=False,
+        )
+        try:
+            self.network_config.validate()
+        except ValueError as exc:
+            raise UserInputError(str(exc)) from None
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            self.supernet = SuperNet(self.network_config).to(self.device)
+            eval_copy = SuperNet(self.network_config).to(self.device)
+        self.trainer = SuperNetTrainer(self.supernet, config)
+        self.evaluator = Evaluator(
+            eval_copy,
+            val_batches=self.data.val_batches(),
+            recalibration_batches=self.data.recalibration_batches() if config.bn_recalibration else [],
+            bn_recalibration=config.bn_recalibration,
+            show_progress=show_progress,
+        )
+        self.variation = VariationConfig(
+            crossover_prob=config.crossover_prob,
+            mutation_prob=config.mutation_prob,
+            crossover_node_prob=config.crossover_node_prob,
+            mutation_node_prob=config.mutation_node_prob,
+        )
+        self.rng = np.random.default_rng(config.seed)
+        self.epoch = 0
+        self.generation = 0
+        self.population = Population()
+        self.previous: dict[str, torch.Tensor] | None = None
+        self.history: list[dict[str, Any]] = []
+        self.train_log: list[dict[str, Any]] = []
+        self.epoch_checkpoint_seconds, self.plot_seconds = epoch_checkpoint_seconds, plot_seconds
+        self._last_checkpoint = self._last_plot = time.monotonic()
+        if resume:
+            self.run_dir = RunDir(run_dir)
+            if self.run_dir.checkpoint_path.exists():
+                self._load()
+            else:
+                log.info("no checkpoint in %s yet: starting the search from the beginning", self.run_dir.path)
+                torch.manual_seed(config.seed)
+        else:
+            self.run_dir = RunDir.create(run_dir, config, overwrite=overwrite)
+            torch.manual_seed(config.seed)  # augmentation draws from torch's global generator
+
+    @classmethod
+    def resume(cls, run_dir: str | Path, **options: Any) -> "CarsSearch":
+        """Reopens a run directory with its saved config and continues from its checkpoint; ``options``
+        are the constructor's keyword options (device, show_progress, ...)."""
+        _, config = RunDir.open(run_dir)
+        return cls(config, run_dir, resume=True, **options)
+
+    # ----- the loop ------------------------------------------------------------------------------
+    def run(
+        self, *, max_generations: int | None = None, on_generation: Callable[["CarsSearch"], None] | None = None
+    ) -> SearchResult:
+        """Advances the search to its end, or until ``max_generations`` generations have been selected
+        (the run can then be resumed); ``on_generation`` is called after each generation is saved."""
+        config = self.config
+        while True:
+            if self.epoch < config.warmup_epochs:
+                self._train_epoch(phase="warmup")
+            elif not self.population:
+                self._initial_population()
+            elif self.generation >= config.n_generations:
+                break
+            elif max_generations is not None and self.generation >= max_generations:
+                break
+            elif self.epoch < config.warmup_epochs + (self.generation + 1) * config.evolve_every:
+                self._train_epoch(phase="evolution")
+            else:
+                self._evolve()
+                if on_generation is not None:
+                    on_generation(self)
+        self._write_outputs(plots=True)
+        return SearchResult(
+            run_dir=self.run_dir.path,
+            population=self.population,
+            pareto=self.pareto_table(),
+            generation=self.generation,
+            epoch=self.epoch,
+            finished=self.generation >= config.n_generations,
+            history=self.history,
+        )
+
+    def _train_epoch(self, *, phase: str) -> None:
+        config = self.config
+        if phase == "warmup":
+            def sample() -> Sequence[Genotype]:
+                return [random_genotype(self.rng) for _ in range(config.arch_batch)]
+        else:
+            population = self.population
+
+            def sample() -> Sequence[Genotype]:
+                chosen = self.rng.choice(len(population), size=config.arch_batch, replace=False)
+                return [population[int(i)].genotype for i in chosen]
+
+        stats = self.trainer.train_epoch(
+            self.epoch,
+            self.data.train_batches(self.epoch),
+            sample,
+            phase=phase,
+            total=self.data.steps_per_epoch(),
+            show_progress=self.show_progress,
+        )
+        self.epoch += 1
+        self.train_log.append(stats.as_dict())
+        log.debug("epoch %d (%s): loss %.4f, train acc %.3f, %.1f s", self.epoch, phase, stats.loss, stats.accuracy, stats.seconds)
+        if time.monotonic() - self._last_checkpoint >= self.epoch_checkpoint_seconds:
+            self._checkpoint()
+
+    def _initial_population(self) -> None:
+        """Generation 0: P distinct uniformly random architectures, measured on the warmed-up SuperNet."""
+        start, before = time.perf_counter(), self._eval_stats()
+        genotypes: list[Genotype] = []
+        seen: set[Genotype] = set()
+        while len(genotypes) < self.config.population:
+            genotype = random_genotype(self.rng)
+            if genotype.canonical() not in seen:
+                seen.add(genotype.canonical())
+                genotypes.append(genotype)
+        self.evaluator.load(self.supernet.state_dict())
+        accuracy = self.evaluator.accuracy(genotypes, desc="generation 0")
+        costs = self._costs(genotypes)
+        self.population = Population(
+            Individual(genotype=g, origin="initial", born=0, accuracy=float(a), costs=tuple(c))
+            for g, a, c in zip(genotypes, accuracy, costs)
+        )
+        self.previous = _cpu_copy(self.supernet.state_dict())
+        self._record(self.population, np.ones(len(self.population), dtype=bool), start, before)
+        self._finish_generation()
+
+    def _evolve(self) -> None:
+        """One architecture-optimisation step (Algorithm 1, line 14)."""
+        config, start, before = self.config, time.perf_counter(), self._eval_stats()
+        generation = self.generation + 1
+        parents = self.population
+        children = make_offspring(parents.genotypes, config.n_offspring, self.rng, self.variation)
+        offspring = Population(Individual(genotype=g, origin=o, born=generation) for g, o in children)
+        for individual, costs in zip(offspring, self._costs(offspring.genotypes)):
+            individual.costs = tuple(costs)
+        # Offspring on the previous generation's weights; parents were measured on them when selected.
+        assert self.previous is not None  # set with generation 0
+        self.evaluator.load(self.previous)
+        offspring_before = self.evaluator.accuracy(offspring.genotypes, desc=f"generation {generation}: previous weights")
+        candidates = Population(
+            Individual(genotype=p.genotype, origin=p.origin, born=p.born, previous_accuracy=p.accuracy, costs=p.costs)
+            for p in parents
+        )
+        for individual, accuracy in zip(offspring, offspring_before):
+            individual.previous_accuracy = float(accuracy)
+        candidates.extend(offspring)
+        self.evaluator.load(self.supernet.state_dict())
+        current = self.evaluator.accuracy(candidates.genotypes, desc=f"generation {generation}")
+        previous = np.array([ind.previous_accuracy for ind in candidates])
+        speed = accuracy_speed(current, previous, config.evolve_every)
+        for individual, accuracy, rate in zip(candidates, current, speed):
+            individual.accuracy, individual.speed = float(accuracy), float(rate)
+        keep = select(
+            config.selection,  # type: ignore[arg-type]
+            accuracy=current,
+            costs=candidates.costs(),
+            speed=speed,
+            n_survive=config.population,
+        )
+        selected = np.zeros(len(candidates), dtype=bool)
+        selected[keep] = True
+        self.population = candidates.subset(keep)
+        self.generation = generation
+        self.previous = _cpu_copy(self.supernet.state_dict())
+        self._record(candidates, selected, start, before)
+        self._finish_generation()
+
+    # ----- bookkeeping ---------------------------------------------------------------------------
+    def _costs(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        if not genotypes:
+            return np.zeros((0, len(self.costs)))
+        return np.column_stack([cost(genotypes) for cost in self.costs])
+
+    def _eval_stats(self) -> dict[str, float]:
+        return dict(self.evaluator.stats.as_dict())
+
+    def _record(self, candidates: Population, selected: np.ndarray, start: float, before: dict[str, float]) -> None:
+        after = self._eval_stats()
+        genotypes = candidates.genotypes
+        report = {name: cost(genotypes) for name, cost in self.report_costs.items()}
+        individuals = []
+        for i, ind in enumerate(candidates):
+            entry: dict[str, Any] = {
+                "genotype": str(ind.genotype),
+                "accuracy": ind.accuracy,
+                "previous_accuracy": ind.previous_accuracy,
+                "accuracy_speed": ind.speed,
+                "params": int(report["params"][i]),
+                "mult_adds": int(report["mult_adds"][i]),
+            }
+            for cost, value in zip(self.costs, ind.costs):
+                entry[cost.name] = int(value) if cost.name in ("params", "mult_adds") else float(value)
+            entry.update(origin=ind.origin, born=ind.born, selected=bool(selected[i]))
+            individuals.append(entry)
+        last = self.train_log[-1] if self.train_log else {}
+        record = {
+            "generation": self.generation,
+            "epoch": self.epoch,
+            "selection": self.config.selection,
+            "objectives": ["accuracy", *self.config.objectives],
+            "seconds": round(time.perf_counter() - start, 4),
+            "train_loss": last.get("loss"),
+            "train_accuracy": last.get("accuracy"),
+            "lr": last.get("lr"),
+            **{k: round(after[k] - before[k], 4) for k in after},
+            "individuals": individuals,
+        }
+        self.history.append(record)
+        acc = candidates.accuracies()[selected]
+        log.info(
+            "generation %d/%d (epoch %d): accuracy %.1f-%.1f%%, %d of %d kept, evaluation %.1f s (BN re-estimation %.1f s)",
+            self.generation, self.config.n_generations, self.epoch, 100 * acc.min(), 100 * acc.max(),
+            int(selected.sum()), len(candidates), record["eval_seconds"], record["bn_recalibration_seconds"],
+        )
+
+    def _finish_generation(self) -> None:
+        self._write_outputs(plots=time.monotonic() - self._last_plot >= self.plot_seconds)
+        self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        self._last_checkpoint = time.monotonic()
+        save_checkpoint(
+            self.run_dir.checkpoint_path,
+            {
+                "config": self.config.to_dict(),
+                "epoch": self.epoch,
+                "generation": self.generation,
+                "supernet": self.supernet.state_dict(),
+                "optimizer": self.trainer.optimizer.state_dict(),
+                "scheduler": self.trainer.scheduler.state_dict(),
+                "previous_supernet": self.previous,
+                "population": self.population.to_state(),
+                "history": self.history,
+                "train_log": self.train_log,
+                "rng": rng_state(self.rng),
+            },
+        )
+
+    def _load(self) -> None:
+        from ..errors import CheckpointError
+
+        data = load_checkpoint(self.run_dir.checkpoint_path, config=self.config)
+        try:
+            self.supernet.load_state_dict(data["supernet"], strict=True)
+            self.trainer.optimizer.load_state_dict(data["optimizer"])
+            self.trainer.scheduler.load_state_dict(data["scheduler"])
+            self.population = Population.from_state(data["population"])
+            self.previous = data["previous_supernet"]
+            if self.previous is not None:
+                self.evaluator.network.load_state_dict(self.previous, strict=True)  # shape check
+            self.epoch, self.generation = int(data["epoch"]), int(data["generation"])
+            self.history, self.train_log = list(data["history"]), list(data["train_log"])
+            restore_rng_state(data["rng"], self.rng)
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            reason = " ".join(str(exc).split())[:160]
+            raise CheckpointError(f"{self.run_dir.checkpoint_path} does not fit this search ({reason})") from None
+        log.info("resumed %s at epoch %d, generation %d", self.run_dir.path, self.epoch, self.generation)
+
+    # ----- reports -------------------------------------------------------------------------------
+    def population_table(self, population: Population | None = None) -> pd.DataFrame:
+        """The population as the rows of population.csv (columns ``rundir.REPORT_COLUMNS`` first)."""
+        population = self.population if population is None else population
+        genotypes = population.genotypes
+        report = {name: cost(genotypes) for name, cost in self.report_costs.items()}
+        columns: dict[str, Any] = {
+            "genotype": [str(g) for g in genotypes],
+            "accuracy": population.accuracies(),
+            "params": report["params"].astype(np.int64),
+            "mult_adds": report["mult_adds"].astype(np.int64),
+            "latency_ms": [None] * len(population),
+            "objective": [",".join(self.config.objectives)] * len(population),
+            "accuracy_speed": population.speeds(),
+            "previous_accuracy": [ind.previous_accuracy for ind in population],
+            "origin": [ind.origin for ind in population],
+            "born": [ind.born for ind in population],
+        }
+        costs = population.costs()
+        for m, cost in enumerate(self.costs):
+            if cost.name == "latency":
+                columns["latency_ms"] = costs[:, m]
+            elif cost.name not in columns:
+                columns[cost.name] = costs[:, m]
+        return pd.DataFrame(columns)
+
+    def pareto_table(self) -> pd.DataFrame:
+        """The non-dominated individuals of the population on (accuracy, objective costs), by first cost."""
+        table = self.population_table()
+        if table.empty:
+            return table
+        F = np.column_stack([-self.population.accuracies(), self.population.costs()])
+        front = non_dominated_fronts(F)[0]
+        first = self.costs[0].name
+        key = "latency_ms" if first == "latency" else first
+        pareto = table.iloc[front]
+        return pareto.sort_values([key, "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+    def _write_outputs(self, *, plots: bool) -> None:
+        run = self.run_dir
+        run.write_history(self.history)
+        population = self.population_table()
+        pareto = self.pareto_table()
+        run.write_table("population", population)
+        run.write_table("pareto", pareto)
+        if not plots:
+            return
+        self._last_plot = time.monotonic()
+        first = self.costs[0]
+        column = "latency_ms" if first.name == "latency" else first.name
+        plot_generations(
+            self.history, run.plots_path / PLOTS[0], cost=first.name, label=first.label, scale=first.scale
+        )
+        plot_pareto(
+            population, pareto, run.plots_path / PLOTS[1], cost=column, label=first.label, scale=first.scale,
+            title=f"generation {self.generation}: population and Pareto front",
+        )
+
+
+def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}

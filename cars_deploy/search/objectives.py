@@ -1,0 +1,179 @@
+"""Cost objectives: functions of a genotype, minimised next to accuracy (section 3.3, ``F_1..F_M``).
+
+A cost is made by a factory registered in ``COSTS`` and called with keyword-only arguments
+``factory(network=NetworkConfig, options=Mapping)``: the deployment network the cost is counted on
+(the ImageNet mobile network by default, as in the paper's Table 2) and the command's options (e.g.
+``{"latency_table": "table.csv"}``), so that a later module can add a cost that needs more than the
+genotype - the latency predictor registers ``COSTS.add("latency", factory)`` in
+``cars_deploy.latency`` and reads ``options["latency_table"]``. A cost function is vectorised:
+``cost(genotypes) -> np.ndarray`` of shape ``(n,)``.
+
+``params`` and ``mult_adds`` are exact and fast. Both totals are additive over the network's modules:
+a genotype-independent part (stems, every cell's preprocessing, pooling, classifier) plus one term
+per op of each cell, which depends only on the op, the cell (its C and input side) and whether the op
+strides (in a reduction cell, the edges reading inputs 0 and 1). So a table of those terms is built
+once - parameters by counting an op module, mult-adds by fvcore on the op module alone at its input
+size, exactly what ``count_mult_adds`` counts inside the whole network - and a population's costs
+are a gather and a sum over its integer encodings (microseconds per genotype instead of a second of
+tracing). A test checks the sums against ``count_parameters`` / ``count_mult_adds`` of built networks.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .._registry import Registry
+from ..errors import UserInputError
+from ..space import NUM_NODES, OPS, PRIMITIVES, Genotype, NetworkConfig, build_network, cell_plan
+from ..space import count_mult_adds, count_parameters
+from ..space.cells import edge_stride
+
+__all__ = [
+    "COSTS",
+    "CostFactory",
+    "CostFunction",
+    "CountCost",
+    "build_costs",
+    "deploy_network",
+]
+
+
+class CostFunction(Protocol):
+    """A vectorised cost of genotypes (smaller is better)."""
+
+    name: str  # registry name, also the CSV column
+    label: str  # axis label for plots, e.g. "params (M)"
+    scale: float  # multiply by this for display in the label's unit
+
+    def __call__(self, genotypes: Sequence[Genotype]) -> np.ndarray: ...
+
+
+class CostFactory(Protocol):
+    """Makes a cost for a deployment network; ``options`` holds command options such as a table path."""
+
+    def __call__(self, *, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction: ...
+
+
+#: Cost factories by name. ``latency`` is registered by the latency predictor (``cars_deploy.latency``).
+COSTS: Registry[CostFactory] = Registry("cost objective")
+
+# Modules that register a cost when imported; imported on demand so that the search does not depend on
+# them (and they may depend on the search).
+_PLUGINS: dict[str, str] = {"latency": "cars_deploy.latency"}
+
+
+def deploy_network(name: str) -> NetworkConfig:
+    """The network costs are counted on: ``imagenet`` (mobile setting, C=48, 14 cells, 224x224) or ``cifar``
+    (C=36, 20 cells, 32x32)."""
+    if name == "imagenet":
+        return NetworkConfig.imagenet()
+    if name == "cifar":
+        return NetworkConfig.cifar()
+    raise UserInputError(f"unknown deploy network {name!r}; expected imagenet or cifar")
+
+
+@dataclass(frozen=True)
+class _CountKey:
+    op: str
+    C: int
+    side: int
+    stride: int
+    affine: bool
+
+
+class CountCost:
+    """An exact additive count (parameters or mult-adds) of a genotype's deployment network.
+
+    ``table[cell, op, strided]`` holds the summed count of ``op`` over all normal (``cell=0``) or
+    reduction (``cell=1``) cells at a position that does (``strided=1``) or does not stride; ``base``
+    the genotype-independent rest. A genotype's count is ``base`` plus the table entries of its 16 edges.
+    """
+
+    def __init__(self, name: str, *, network: NetworkConfig, label: str, scale: float):
+        if name not in ("params", "mult_adds"):
+            raise ValueError(f"CountCost counts params or mult_adds, not {name!r}")
+        network.validate()
+        self.name, self.label, self.scale, self.network = name, label, scale, network
+        self.table = np.zeros((2, len(PRIMITIVES), 2), dtype=np.float64)
+        for plan in cell_plan(network):
+            cell = int(plan.reduction)
+            for strided in (0, 1):
+                stride = edge_stride(reduction=plan.reduction, index=0 if strided else 2)
+                # An op reading a cell input sees the preprocessed side H_prev; in a reduction cell the
+                # nodes (read by non-striding edges) are already at half that side.
+                side = plan.H_prev if stride == 2 or not plan.reduction else plan.H_prev // 2
+                for o, op in enumerate(PRIMITIVES):
+                    key = _CountKey(op, plan.C, side, stride, network.affine)
+                    self.table[cell, o, strided] += _op_count(name, key)
+        # Everything but the ops: the network of a genotype whose every edge is 'none' (0 of both).
+        self.base = float(_network_count(name, network))
+
+    def __call__(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        if len(genotypes) == 0:
+            return np.zeros(0, dtype=np.float64)
+        codes = np.stack([g.encode() for g in genotypes]).reshape(len(genotypes), 2, 2 * NUM_NODES, 2)
+        inputs, ops = codes[..., 0], codes[..., 1]
+        cells = np.broadcast_to(np.array([0, 1])[None, :, None], ops.shape)
+        strided = (cells == 1) & (inputs < 2)
+        return self.base + self.table[cells, ops, strided.astype(np.int64)].sum(axis=(1, 2))
+
+
+def _all_none() -> Genotype:
+    edges = [("none", 0), ("none", 1)] * NUM_NODES
+    return Genotype.of(normal=edges, reduce=edges)
+
+
+@lru_cache(maxsize=None)
+def _network_count(name: str, network: NetworkConfig) -> int:
+    model = build_network(_all_none(), network)
+    if name == "params":
+        return count_parameters(model)
+    return count_mult_adds(model, input_size=network.input_size, in_channels=network.in_channels)
+
+
+@lru_cache(maxsize=None)
+def _op_count(name: str, key: _CountKey) -> int:
+    module = OPS.get(key.op)(key.C, key.stride, key.affine)
+    if name == "params":
+        return count_parameters(module)
+    return count_mult_adds(module, input_size=key.side, in_channels=key.C)
+
+
+def _params(*, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction:
+    return CountCost("params", network=network, label="params (M)", scale=1e-6)
+
+
+def _mult_adds(*, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction:
+    return CountCost("mult_adds", network=network, label="mult-adds (M)", scale=1e-6)
+
+
+COSTS.add("params", _params)
+COSTS.add("mult_adds", _mult_adds)
+
+
+def build_costs(names: Sequence[str], *, network: NetworkConfig, options: Mapping[str, Any]) -> list[CostFunction]:
+    """The cost functions ``names`` for ``network``; ``UserInputError`` with one line for an unknown or
+    unavailable one (``latency`` without a latency predictor or table)."""
+    costs: list[CostFunction] = []
+    for name in names:
+        if name not in COSTS and name in _PLUGINS:
+            importlib.import_module(_PLUGINS[name])
+        if name not in COSTS:
+            if name == "latency":
+                if not options.get("latency_table"):
+                    raise UserInputError(
+                        "the latency objective needs a latency table: pass --latency-table TABLE "
+                        "(made by cars-profile), or use --objective params or mult_adds"
+                    )
+                raise UserInputError(
+                    "the latency objective is not available in this installation (no latency predictor "
+                    "is registered); use --objective params or mult_adds"
+                )
+            raise UserInputError(f"unknown objective {name!r}; known: accuracy plus {', '.join(sorted(COSTS.names()))}")
+        factory: Callable[..., CostFunction] = COSTS.get(name)
+        costs.append(factory(network=network, options=options))
+    return costs

@@ -1,0 +1,88 @@
+"""PNG plots of a search (paper Figure 2 style): the population of every generation, coloured by
+generation, on (cost, accuracy), and the final Pareto front.
+
+Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch, no display
+needed) and written atomically.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .._io import atomic_write_bytes
+
+__all__ = ["plot_generations", "plot_pareto"]
+
+
+def _figure(width: float = 6.4, height: float = 4.6) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=110)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", bbox_inches="tight")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def plot_generations(history: Sequence[Mapping[str, Any]], path: Path, *, cost: str, label: str, scale: float) -> None:
+    """The selected population of each generation on (``cost`` x ``scale``, accuracy), coloured by generation."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    generations = [record["generation"] for record in history]
+    last = max(generations) if generations else 0
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    norm = Normalize(vmin=0, vmax=max(last, 1))
+    cmap = colormaps["viridis"]
+    for record in history:
+        chosen = [ind for ind in record["individuals"] if ind.get("selected", True)]
+        xs = np.array([ind[cost] for ind in chosen], dtype=float) * scale
+        ys = np.array([ind["accuracy"] for ind in chosen], dtype=float) * 100
+        axes.scatter(xs, ys, s=12, color=cmap(norm(record["generation"])), alpha=0.8, linewidths=0)
+    from matplotlib.cm import ScalarMappable
+
+    figure.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="generation")
+    axes.set_xlabel(label)
+    axes.set_ylabel("validation accuracy (%)")
+    axes.set_title("population per generation")
+    axes.grid(alpha=0.3)
+    _save(figure, path)
+
+
+def plot_pareto(
+    population: Mapping[str, Sequence[float]],
+    pareto: Mapping[str, Sequence[float]],
+    path: Path,
+    *,
+    cost: str,
+    label: str,
+    scale: float,
+    title: str = "final population and Pareto front",
+) -> None:
+    """The population (grey) and its Pareto set (line) on (``cost``, accuracy)."""
+    figure = _figure()
+    axes = figure.add_subplot()
+    axes.scatter(
+        np.asarray(population[cost], dtype=float) * scale,
+        np.asarray(population["accuracy"], dtype=float) * 100,
+        s=14, color="0.6", label="population",
+    )
+    xs = np.asarray(pareto[cost], dtype=float) * scale
+    ys = np.asarray(pareto["accuracy"], dtype=float) * 100
+    order = np.argsort(xs, kind="stable")
+    axes.plot(xs[order], ys[order], "o-", color="tab:red", markersize=5, label="Pareto set", drawstyle="steps-post")
+    axes.set_xlabel(label)
+    axes.set_ylabel("validation accuracy (%)")
+    axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    _save(figure, path)

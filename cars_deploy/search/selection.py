@@ -1,0 +1,217 @@
+"""Survivor selection: NSGA-III and the paper's pNSGA-III (section 3.3).
+
+Both minimise objective matrices (``F[i, m]``, smaller is better; accuracy enters as ``-accuracy``).
+Non-dominated sorting is pymoo's ``NonDominatedSorting``; reference directions come from pymoo's
+``get_reference_directions`` (Das-Dennis, about one per survivor) and individuals are associated to
+them with pymoo's NSGA-III ``HyperplaneNormalization`` and ``associate_to_niches``.
+
+- ``nsga3``: fronts of ``(-accuracy, costs)`` are taken whole while they fit; the last front that
+  does not fit is cut by niching.
+- ``pnsga3``: a first sort ``R`` on ``(-accuracy, costs)`` (accuracy up, cost down) and a second ``Q``
+  on ``(-speed, -costs)`` (accuracy increasing speed up, cost *up*: large models whose accuracy still
+  rises fast are on its first front). Fronts are merged in order,
+  ``U_i = (R_1 ∪ Q_1) ∪ ... ∪ (R_i ∪ Q_i)``, and the first ``P`` individuals are kept: every ``U_i``
+  that fits is kept whole. The new members of the first one that does not fit are cut by niching:
+  those on both ``R_i`` and ``Q_i`` first, then the rest shared between ``R_i`` and ``Q_i`` in
+  proportion to their numbers, each share niched in its own objective space with niche counts from
+  the members already kept (niching the ``Q_i`` members on accuracy would drop the very models the
+  second sort protects).
+
+The niching step is hand-written (not pymoo's ``niching``) because pymoo breaks ties at random
+(random order of equally crowded niches, random member of a non-empty niche), which made vega's
+selection irreproducible. Here it is deterministic: among the least crowded niches, those whose
+closest candidate lies nearest their reference line go first (then the lower niche index), and a
+niche always takes its candidate nearest the reference line (then the lower index). The rule is the
+one NSGA-III uses for empty niches, applied to all of them.
+"""
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from math import comb
+from typing import Literal, Sequence
+
+import numpy as np
+from pymoo.algorithms.moo.nsga3 import HyperplaneNormalization, associate_to_niches, calc_niche_count
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+from pymoo.util.ref_dirs import get_reference_directions
+
+__all__ = [
+    "non_dominated_fronts",
+    "reference_directions",
+    "niching_cut",
+    "nsga3_select",
+    "pnsga3_select",
+    "select",
+]
+
+SelectionName = Literal["pnsga3", "nsga3"]
+
+
+def non_dominated_fronts(F: np.ndarray) -> list[np.ndarray]:
+    """Fronts of ``F`` (minimisation) in order; each an ascending array of row indices."""
+    F = _check(F)
+    if len(F) == 0:
+        return []
+    return [np.sort(np.asarray(front, dtype=np.int64)) for front in NonDominatedSorting().do(F)]
+
+
+@lru_cache(maxsize=64)
+def _ref_dirs(n_obj: int, n_points: int) -> np.ndarray:
+    partitions = 1
+    while comb(partitions + n_obj - 1, n_obj - 1) < n_points:
+        partitions += 1
+    return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
+
+
+def reference_directions(n_obj: int, n_points: int) -> np.ndarray:
+    """Das-Dennis directions on the unit simplex: the fewest partitions giving at least ``n_points``."""
+    if n_obj < 2:
+        raise ValueError("reference directions need at least 2 objectives")
+    return _ref_dirs(n_obj, max(n_points, n_obj)).copy()
+
+
+def niching_cut(F: np.ndarray, kept: Sequence[int], candidates: Sequence[int], n_remaining: int) -> np.ndarray:
+    """``n_remaining`` of ``candidates`` chosen by NSGA-III reference-direction niching, deterministically.
+
+    ``F`` holds the objectives of (at least) ``kept`` and ``candidates``; the normalisation (ideal point,
+    hyperplane intercepts from the first front) is computed on ``kept ∪ candidates``, and niche
+    counts start from ``kept``.
+    """
+    kept = np.asarray(kept, dtype=np.int64)
+    candidates = np.asarray(candidates, dtype=np.int64)
+    if not 0 <= n_remaining <= len(candidates):
+        raise ValueError(f"cannot choose {n_remaining} of {len(candidates)} candidates")
+    if n_remaining == len(candidates):
+        return candidates.copy()
+    if n_remaining == 0:
+        return np.zeros(0, dtype=np.int64)
+    members = np.concatenate([kept, candidates])
+    Fm = _check(F)[members]
+    ref_dirs = reference_directions(Fm.shape[1], len(kept) + n_remaining)
+    first = NonDominatedSorting().do(Fm, only_non_dominated_front=True)
+    norm = HyperplaneNormalization(Fm.shape[1])
+    with warnings.catch_warnings():  # pymoo's get_nadir_point silences warnings globally otherwise
+        norm.update(Fm, nds=first)
+    niche, dist, _ = associate_to_niches(Fm, ref_dirs, norm.ideal_point, norm.nadir_point)
+    niche_count = calc_niche_count(len(ref_dirs), niche[: len(kept)])
+    cand_niche, cand_dist = niche[len(kept) :], dist[len(kept) :]
+
+    available = np.ones(len(candidates), dtype=bool)
+    chosen: list[int] = []
+    while len(chosen) < n_remaining:
+        open_niches = np.unique(cand_niche[available])
+        counts = niche_count[open_niches]
+        least = open_niches[counts == counts.min()]
+        nearest = np.array([cand_dist[available & (cand_niche == k)].min() for k in least])
+        order = np.lexsort((least, nearest))  # nearest candidate first, then lower niche index
+        for k in least[order][: n_remaining - len(chosen)]:
+            pool = np.flatnonzero(available & (cand_niche == k))
+            pick = pool[np.lexsort((pool, cand_dist[pool]))[0]]
+            available[pick] = False
+            chosen.append(int(pick))
+            niche_count[k] += 1
+    return candidates[np.array(chosen, dtype=np.int64)]
+
+
+def nsga3_select(F: np.ndarray, n_survive: int) -> np.ndarray:
+    """NSGA-III survivors: whole fronts of ``F`` while they fit, the next one cut by niching."""
+    F = _check(F)
+    _check_size(len(F), n_survive)
+    kept: list[int] = []
+    for front in non_dominated_fronts(F):
+        if len(kept) + len(front) <= n_survive:
+            kept.extend(front.tolist())
+        else:
+            kept.extend(niching_cut(F, kept, front, n_survive - len(kept)).tolist())
+        if len(kept) == n_survive:
+            break
+    return np.array(kept, dtype=np.int64)
+
+
+def pnsga3_select(F_accuracy: np.ndarray, F_speed: np.ndarray, n_survive: int) -> np.ndarray:
+    """pNSGA-III survivors: fronts ``R`` of ``F_accuracy`` and ``Q`` of ``F_speed`` merged as
+    ``U_i = (R_1 ∪ Q_1) ∪ ... ∪ (R_i ∪ Q_i)``; the new members of the first ``U_i`` that does not fit
+    are cut as described in the module docstring (``_cut_layer``)."""
+    F_accuracy, F_speed = _check(F_accuracy), _check(F_speed)
+    if len(F_accuracy) != len(F_speed):
+        raise ValueError("the two objective matrices describe different populations")
+    _check_size(len(F_accuracy), n_survive)
+    R, Q = non_dominated_fronts(F_accuracy), non_dominated_fronts(F_speed)
+    empty = np.zeros(0, dtype=np.int64)
+    kept: list[int] = []
+    in_kept = np.zeros(len(F_accuracy), dtype=bool)
+    for i in range(max(len(R), len(Q))):
+        new_R = _fresh(R[i] if i < len(R) else empty, in_kept)
+        new_Q = _fresh(Q[i] if i < len(Q) else empty, in_kept)
+        new = np.union1d(new_R, new_Q)
+        if len(kept) + len(new) > n_survive:
+            new = _cut_layer(F_accuracy, F_speed, kept, new_R, new_Q, n_survive - len(kept))
+        kept.extend(new.tolist())
+        in_kept[new] = True
+        if len(kept) == n_survive:
+            break
+    return np.array(kept, dtype=np.int64)
+
+
+def _fresh(front: np.ndarray, in_kept: np.ndarray) -> np.ndarray:
+    return front[~in_kept[front]]
+
+
+def _cut_layer(
+    F_accuracy: np.ndarray, F_speed: np.ndarray, kept: list[int], new_R: np.ndarray, new_Q: np.ndarray, n: int
+) -> np.ndarray:
+    """``n`` of the new members ``new_R ∪ new_Q`` of the first merged layer that does not fit.
+
+    Members on both fronts go first (niching on accuracy if even they do not fit). The remaining slots
+    are shared between the members only on ``R_i`` and those only on ``Q_i`` in proportion to their
+    numbers, and each share is chosen by niching in its own objective space: cutting the ``Q_i``
+    members in the accuracy space would throw out exactly the slow-starting large models that the
+    second sort is there to protect.
+    """
+    both = np.intersect1d(new_R, new_Q)
+    if len(both) >= n:
+        return niching_cut(F_accuracy, kept, both, n)
+    only_R, only_Q = np.setdiff1d(new_R, both), np.setdiff1d(new_Q, both)
+    rest = n - len(both)
+    share_R = min(len(only_R), int(np.floor(rest * len(only_R) / (len(only_R) + len(only_Q)) + 0.5)))
+    share_Q = min(len(only_Q), rest - share_R)
+    share_R = rest - share_Q
+    chosen_R = niching_cut(F_accuracy, [*kept, *both.tolist()], only_R, share_R)
+    chosen_Q = niching_cut(F_speed, [*kept, *both.tolist(), *chosen_R.tolist()], only_Q, share_Q)
+    return np.concatenate([both, chosen_R, chosen_Q]).astype(np.int64)
+
+
+def select(
+    method: SelectionName, *, accuracy: np.ndarray, costs: np.ndarray, speed: np.ndarray | None, n_survive: int
+) -> np.ndarray:
+    """Indices of the ``n_survive`` individuals kept by ``method``.
+
+    ``accuracy`` (n,) is maximised and ``costs`` (n, M) minimised; pNSGA-III also maximises ``speed``
+    (n,), the accuracy increasing speed, against *large* costs.
+    """
+    accuracy = np.asarray(accuracy, dtype=np.float64).reshape(-1)
+    costs = np.asarray(costs, dtype=np.float64).reshape(len(accuracy), -1)
+    F_accuracy = np.column_stack([-accuracy, costs])
+    if method == "nsga3":
+        return nsga3_select(F_accuracy, n_survive)
+    if method == "pnsga3":
+        if speed is None:
+            raise ValueError("pNSGA-III needs the accuracy increasing speed of every individual")
+        speed = np.asarray(speed, dtype=np.float64).reshape(-1)
+        return pnsga3_select(F_accuracy, np.column_stack([-speed, -costs]), n_survive)
+    raise ValueError(f"unknown selection {method!r}; expected pnsga3 or nsga3")
+
+
+def _check(F: np.ndarray) -> np.ndarray:
+    F = np.asarray(F, dtype=np.float64)
+    if F.ndim != 2:
+        raise ValueError(f"objective matrix must be 2-D (individuals x objectives), got shape {F.shape}")
+    if not np.isfinite(F).all():
+        raise ValueError("objective matrix holds NaN or infinite values")
+    return F
+
+
+def _check_size(n: int, n_survive: int) -> None:
+    if not 0 < n_survive <= n:
+        raise ValueError(f"cannot keep {n_survive} of {n} individuals")
