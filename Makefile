@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cars-search --objective params --out runs/demo --overwrite
+	$(BIN)/cars-search --objective latency --latency-table local --verify-on local --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -1,16 +1,21 @@
-"""``cars-inspect``: parameters, mult-adds and a cell summary of any genotype's network."""
+"""``cars-inspect``: parameters, mult-adds, a cell summary and (with ``--latency-table``) the predicted
+latency of any genotype's network."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 from collections import Counter
-from typing import Any, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import UserInputError
 from ..space import GENOTYPES, Genotype, NetworkConfig, build_network, count_mult_adds, count_parameters
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
+
+if TYPE_CHECKING:
+    from ..profilers.table import LatencyTable
 
 __all__ = ["main", "inspect_genotype"]
 
@@ -35,28 +40,38 @@ def inspect_genotype(genotype: Genotype, config: NetworkConfig) -> dict[str, Any
 def _parser() -> CliParser:
     parser = CliParser(
         prog="cars-inspect",
-        description="Report params, mult-adds and a cell summary of genotypes (a published name, a "
-        "DARTS-notation string, a JSON file or RUN/pareto.csv:ROW).",
+        description="Report params, mult-adds, a cell summary and, with --latency-table, the predicted latency of "
+        "genotypes (a published name, a DARTS-notation string, a JSON file or RUN/pareto.csv:ROW).",
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--genotype", "-g", nargs="+", metavar="G", help="one or more genotypes")
     which.add_argument("--all", action="store_true", help="every published genotype")
-    parser.add_argument("--network", choices=("cifar", "imagenet"), default="cifar")
+    parser.add_argument("--network", choices=("cifar", "imagenet"),
+                        help="default: cifar, or with --latency-table the network the table was made for")
     parser.add_argument("--C", type=int, help="initial channels (default: 36 cifar, 48 imagenet)")
     parser.add_argument("--layers", type=int, help="number of cells (default: 20 cifar, 14 imagenet)")
     parser.add_argument("--classes", type=int, help="classifier outputs (default: 10 cifar, 1000 imagenet)")
     parser.add_argument("--input-size", type=int, help="input side in pixels (default: 32 cifar, 224 imagenet)")
+    parser.add_argument("--latency-table", metavar="TABLE",
+                        help="add latency_ms predicted from this latency table (a path or a shipped table's name, "
+                        "e.g. host-cpu-imagenet-ort1), calibrated when the table holds a calibration")
     parser.add_argument("--json", action="store_true", help="one JSON object per genotype on stdout")
     return parser
 
 
-def _config(args: argparse.Namespace) -> NetworkConfig:
+def _config(args: argparse.Namespace, table_network: NetworkConfig | None = None) -> NetworkConfig:
     changes = {
         key: value
         for key, value in (("C", args.C), ("layers", args.layers), ("num_classes", args.classes), ("input_size", args.input_size))
         if value is not None
     }
-    config = NetworkConfig.cifar(**changes) if args.network == "cifar" else NetworkConfig.imagenet(**changes)
+    if args.network is None and table_network is not None:
+        # With a latency table and no --network, inspect the network the table was made for.
+        config = replace(table_network, **changes)
+    elif (args.network or "cifar") == "cifar":
+        config = NetworkConfig.cifar(**changes)
+    else:
+        config = NetworkConfig.imagenet(**changes)
     try:
         config.validate()
     except ValueError as exc:
@@ -65,16 +80,39 @@ def _config(args: argparse.Namespace) -> NetworkConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
-    config = _config(args)
+    table = None
+    if args.latency_table is not None:
+        from ..latency.predictor import table_network
+        from ..profilers.table import LatencyTable
+
+        table = LatencyTable.load(args.latency_table)
+    config = _config(args, table_network(table) if table is not None else None)
     specs = GENOTYPES.names() if args.all else args.genotype
     genotypes = [(resolve_genotype(spec), describe_genotype_spec(spec)) for spec in specs]
     reports = [{"name": name, **inspect_genotype(genotype, config)} for genotype, name in genotypes]
+    if table is not None:
+        reports = _with_latency(reports, [g for g, _ in genotypes], table, config)
     if args.json:
         for report in reports:
             print(json.dumps(report))
         return 0
     _print_table(reports, config)
     return 0
+
+
+def _with_latency(
+    reports: list[dict[str, Any]], genotypes: list[Genotype], table: LatencyTable, config: NetworkConfig
+) -> list[dict[str, Any]]:
+    """Adds the predicted latency (one vectorised call for all genotypes) to each report."""
+    from ..latency.predictor import LatencyPredictor
+
+    predictor = LatencyPredictor(table, network=config)
+    predicted = predictor.predict(genotypes)
+    block_sum = predictor.block_sum(genotypes)
+    extra = {"latency_table": str(table.path), "latency_device": table.meta.get("settings", {}).get("device"),
+             "latency_calibrated": predictor.calibrated}
+    return [{**r, "latency_ms": float(p), "latency_block_sum_ms": float(b), **extra}
+            for r, p, b in zip(reports, predicted, block_sum)]
 
 
 def _print_table(reports: list[dict[str, Any]], config: NetworkConfig) -> None:
@@ -86,12 +124,16 @@ def _print_table(reports: list[dict[str, Any]], config: NetworkConfig) -> None:
             "name": r["name"],
             "params (M)": round(r["params"] / 1e6, 3),
             "mult-adds (M)": round(r["mult_adds"] / 1e6, 1),
+            **({"latency (ms)": round(r["latency_ms"], 3)} if "latency_ms" in r else {}),
             "normal cell": _summary(r["normal_ops"]),
             "reduction cell": _summary(r["reduce_ops"]),
         }
         for r in reports
     )
     print(table.to_string(index=False))
+    if reports and "latency_ms" in reports[0]:
+        how = "calibrated block sum" if reports[0]["latency_calibrated"] else "raw block sum (table not calibrated)"
+        print(f"latency: {how} of {reports[0]['latency_table']} on {reports[0]['latency_device']}")
     if len(reports) == 1:
         print(f"genotype: {reports[0]['genotype']}")
     sys.stdout.flush()

@@ -1,24 +1,33 @@
 """``cars-profile``: time every block of the search space on a device and write a latency table,
-or time one whole model (``--model``).
+calibrate the latency predictor on whole networks (``--calibrate N``), or time one whole model
+(``--model``: a file, or a torchvision baseline by name).
 
     cars-profile --device local --runtime onnxruntime --threads 1 --out latency_tables/host-cpu-imagenet-ort1
+    cars-profile --device local --out latency_tables/host-cpu-imagenet-ort1 --calibrate 60
     cars-profile --device adb:192.168.1.20:5555 --runner ./onnxruntime_perf_test --cpu-mask f0 --out latency_tables/p30
+    cars-profile --device adb:R58M1 --device adb:192.168.1.21:5555 --runner ./onnxruntime_perf_test --out latency_tables/lab
     cars-profile --device local --model model.onnx
+    cars-profile --device local --model mobilenet_v2
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from ..errors import UserInputError
+from ..latency.baselines import BASELINES, export_baseline, is_baseline
+from ..latency.report import format_summary
+from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, time_model
 from ..profilers.device import DeviceOptions, open_device, parse_cpu_mask, parse_device_spec
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
+from ..profilers.table import table_files
 from ..space.networks import NetworkConfig
 from ._common import CliParser, run_command
 
@@ -33,12 +42,16 @@ def _parser() -> CliParser:
         description="Time every block of the CARS search space on a device (the host CPU or an Android phone "
         "over ADB) and write a latency table, or time one whole model with --model.",
     )
-    parser.add_argument("--device", required=True, metavar="SPEC", help="local, adb:SERIAL (USB) or adb:HOST:PORT (TCP)")
+    parser.add_argument("--device", required=True, action="append", metavar="SPEC",
+                        help="local, adb:SERIAL (USB) or adb:HOST:PORT (TCP); repeat it to profile several phones at "
+                        "once, one table each (--out NAME gives NAME-<device>.csv/.json)")
     parser.add_argument("--runtime", choices=("onnxruntime", "pytorch-lite"), default="onnxruntime",
                         help="model format and runtime for the blocks (default: onnxruntime)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--out", metavar="PATH", help="table to write or extend: PATH.csv + PATH.json (e.g. latency_tables/NAME)")
-    what.add_argument("--model", metavar="FILE", help="time one whole model (.onnx, .ptl, .pte) instead of blocks")
+    what.add_argument("--model", metavar="FILE|NAME", help="time one whole model (.onnx, .ptl, .pte) instead of blocks, or "
+                      "a torchvision baseline by name (mobilenet_v2, mnasnet1_0, shufflenet_v2_x2_0; random weights, "
+                      "exported like the blocks, input --input-size or 224)")
     net = parser.add_argument_group("network whose blocks are profiled")
     net.add_argument("--network", choices=("imagenet", "cifar"), default="imagenet", help="default: imagenet (C=48, 14 cells, 224x224)")
     net.add_argument("--C", type=int, help="initial channels (default: 48 imagenet, 36 cifar)")
@@ -53,7 +66,8 @@ def _parser() -> CliParser:
     run.add_argument("--input-shape", action="append", metavar="N,C,H,W", help="--model input shape (repeat per input; "
                      "ONNX models carry theirs; default for .ptl/.pte: 1,3,SIZE,SIZE of --network)")
     protocol = parser.add_argument_group("measurement protocol (defaults: local 20/50/100, adb 10/10/50)")
-    protocol.add_argument("--warmup", type=int, help="untimed calls per model before the first round")
+    protocol.add_argument("--warmup", type=int, help="untimed calls per model before the first round (blocks, and "
+                          "whole networks with --calibrate; default for those: local 5, adb 3)")
     protocol.add_argument("--rounds", type=int, help="interleaved rounds over all models")
     protocol.add_argument("--runs", type=int, help="timed calls per model in each round")
     protocol.add_argument("--percentile", type=float, help="low percentile of the round samples reported (default 20)")
@@ -67,6 +81,20 @@ def _parser() -> CliParser:
     adb.add_argument("--cooldown-max", type=float, default=120.0, metavar="SECONDS", help="longest cooldown wait (default 120)")
     adb.add_argument("--read-timeout", type=float, default=900.0, metavar="SECONDS", help="longest silence of a running batch (default 900)")
     adb.add_argument("--reconnect-attempts", type=int, default=5, help="reconnections after a dropped connection (default 5)")
+    cal = parser.add_argument_group("calibration of the latency predictor (with --out; see cars_deploy.latency)")
+    cal.add_argument("--calibrate", type=int, metavar="N", help="after the table: time N random whole networks plus the "
+                     "published genotypes (twice, for the noise ceiling), fit the calibration on part of the random ones, "
+                     "validate on the rest, store it in the sidecar and write a report (CSV, JSON, scatter PNG)")
+    cal.add_argument("--fit", type=int, metavar="K", help="random networks the calibration is fitted on (default: N/3)")
+    cal.add_argument("--calibration-model", choices=("linear", "grouped", "auto"), default="linear",
+                     help="linear: a*block_sum+b (default); grouped: one slope per op family; auto: chosen by "
+                     "leave-one-out error on the fit networks")
+    cal.add_argument("--calibration-rounds", type=int, metavar="R", help="interleaved rounds over the whole networks "
+                     "(default: local 20, adb 6)")
+    cal.add_argument("--calibration-runs", type=int, metavar="R", help="timed calls per network and round (default 10)")
+    cal.add_argument("--baselines", action="store_true", help="also time torchvision's mobilenet_v2, mnasnet1_0 and "
+                     "shufflenet_v2_x2_0 in the same session (measured only; listed in the report)")
+    cal.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: PATH.calibration/ beside the table)")
     parser.add_argument("--cache-dir", type=Path, help="exported block models (default: the user cache dir)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
@@ -126,6 +154,9 @@ def _input_shapes(args: argparse.Namespace, model: Path, network: NetworkConfig)
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    if len(args.device) > 1:
+        return _run_devices(args, argv)
+    args.device = args.device[0]
     spec = parse_device_spec(args.device)
     network = _network(args)
     protocol = ProtocolConfig.for_device(
@@ -133,11 +164,16 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         batch_size=args.batch_size, seed=args.seed,
     )
     cache_dir = args.cache_dir or default_cache_dir()
+    calibration = _calibration_config(args, spec.kind, protocol)
     if args.model is not None:
         model = Path(args.model)
+        if not model.exists() and is_baseline(args.model):
+            fmt = {"onnxruntime": "onnx", "pytorch-lite": "ptl"}[args.runtime]
+            model = export_baseline(args.model, fmt, cache_dir, input_size=args.input_size or 224)
         runtime = _SUFFIX_RUNTIME.get(model.suffix.lower())
         if runtime is None:
-            raise UserInputError(f"--model {model.name}: expected a .onnx, .ptl or .pte file")
+            raise UserInputError(f"--model {model.name}: expected a .onnx, .ptl or .pte file, or a baseline name "
+                                 f"({', '.join(BASELINES.names())})")
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
@@ -165,20 +201,115 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     device = open_device(spec, _options(args, args.runtime, spec.kind))
     try:
         report = build_table(device, config)
+        validation = None
+        if calibration is not None:
+            validation = calibrate_table(device, table_files(args.out)[0], calibration, cache_dir=cache_dir, network=network,
+                                         report_dir=args.report, command=config.command)
     finally:
         device.close()
     table = report.table
     summary = {"table": str(table.path or args.out), "blocks": len(table), "new_blocks": report.new_blocks,
                "resumed_samples": report.resumed_samples, "elapsed_s": round(report.elapsed_s, 2), "overhead_ms": report.overhead_ms,
                "reconnects": len(report.events.get("reconnects", []))}
+    if validation is not None:
+        summary["calibration"] = validation.summary
     if args.json:
-        print(json.dumps(summary))
-    elif report.new_blocks == 0:
+        print(json.dumps(_json_safe(summary)))
+        return 0
+    if report.new_blocks == 0:
         print(f"{summary['table']}: all {len(table)} blocks already timed; nothing to do")
     else:
         print(f"{summary['table']}: {report.new_blocks} blocks timed on {spec} in {report.elapsed_s:.1f} s "
               f"({len(table)} rows; per-call overhead {report.overhead_ms:.4f} ms subtracted)")
+    if validation is not None:
+        print(format_summary(validation.summary))
     return 0
+
+
+def _calibration_config(args: argparse.Namespace, kind: str, protocol: ProtocolConfig) -> ValidationConfig | None:
+    """The ``--calibrate`` settings, checked before anything is timed (None without ``--calibrate``)."""
+    given = [flag for flag, value in (("--fit", args.fit), ("--calibration-rounds", args.calibration_rounds),
+                                      ("--calibration-runs", args.calibration_runs), ("--report", args.report))
+             if value is not None] + (["--baselines"] if args.baselines else [])
+    if args.calibrate is None:
+        if given:
+            raise UserInputError(f"{', '.join(given)}: only with --calibrate N")
+        return None
+    if args.out is None:
+        raise UserInputError("--calibrate calibrates a table: give it with --out PATH")
+    config = ValidationConfig(
+        networks=args.calibrate, fit=args.fit, model=args.calibration_model,
+        baselines=tuple(BASELINES.names()) if args.baselines else (), seed=args.seed or 0,
+        protocol=whole_network_protocol(kind, percentile=protocol.percentile, warmup=args.warmup,
+                                        rounds=args.calibration_rounds, runs=args.calibration_runs),
+    )
+    config.validate()
+    return config
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and infinities become null (JSON has neither)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _run_devices(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    """Several ``--device``: each profiled concurrently into its own table ``OUT-<device>``
+    (``profilers.multi``); a failing device is one line on stderr and does not stop the others."""
+    from ..profilers.multi import DeviceJob, exit_code, profile_devices, table_path_for
+
+    if args.out is None:
+        raise UserInputError("several --device options build one table each: give --out NAME (tables NAME-<device>); "
+                             "--model times one device at a time")
+    if getattr(args, "calibrate", None) is not None:
+        raise UserInputError("--calibrate works on one device at a time; calibrate each device's table with its own command")
+    specs = [parse_device_spec(text) for text in args.device]
+    network = _network(args)
+    cache_dir = args.cache_dir or default_cache_dir()
+    command = " ".join(["cars-profile", *(shlex.quote(a) for a in argv)])
+    jobs = []
+    for spec in specs:
+        protocol = ProtocolConfig.for_device(
+            spec.kind, warmup=args.warmup, rounds=args.rounds, runs=args.runs, percentile=args.percentile,
+            batch_size=args.batch_size, seed=args.seed,
+        )
+        config = ProfileConfig(out=table_path_for(args.out, spec), networks=(network,), protocol=protocol,
+                               cache_dir=cache_dir, command=command)
+        jobs.append(DeviceJob(spec=spec, options=_options(args, args.runtime, spec.kind), config=config))
+    outcomes = profile_devices(jobs)
+    summaries = []
+    for outcome in outcomes:
+        csv = table_files(outcome.out)[0]
+        if outcome.report is None:
+            summaries.append({"device": str(outcome.spec), "table": str(csv), "error": outcome.error})
+            continue
+        report = outcome.report
+        summaries.append({"device": str(outcome.spec), "table": str(report.table.path or csv), "blocks": len(report.table),
+                          "new_blocks": report.new_blocks, "resumed_samples": report.resumed_samples,
+                          "elapsed_s": round(report.elapsed_s, 2), "overhead_ms": report.overhead_ms,
+                          "reconnects": len(report.events.get("reconnects", []))})
+    if args.json:
+        print(json.dumps(_json_safe({"devices": summaries})))
+    else:
+        for outcome, summary in zip(outcomes, summaries):
+            report = outcome.report
+            if report is None:
+                continue
+            if report.new_blocks == 0:
+                print(f"{summary['table']}: all {summary['blocks']} blocks already timed on {outcome.spec}; nothing to do")
+            else:
+                print(f"{summary['table']}: {report.new_blocks} blocks timed on {outcome.spec} in {report.elapsed_s:.1f} s "
+                      f"({summary['blocks']} rows; per-call overhead {report.overhead_ms:.4f} ms subtracted)")
+    sys.stdout.flush()
+    for outcome in outcomes:
+        if not outcome.ok:
+            print(f"cars-profile: error: {outcome.spec}: {outcome.error}", file=sys.stderr)
+    return exit_code(outcomes)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -9,9 +9,10 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
-from ..errors import UserInputError
+from ..errors import CarsError, UserInputError
 from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, preset
-from ..search.loop import CarsSearch, SearchResult, resolve_device
+from ..search.distributed import DistributedContext, init_distributed
+from ..search.loop import CarsSearch, SearchResult
 from ..search.rundir import RunDir
 from ._common import CliParser, run_command
 
@@ -65,7 +66,13 @@ def _parser() -> CliParser:
     objectives.add_argument("--selection", choices=SELECTIONS, help="survivor selection (default: pnsga3)")
     objectives.add_argument("--deploy-network", choices=DEPLOY_NETWORKS,
                             help="network the costs are counted on (default: imagenet, the mobile setting)")
-    objectives.add_argument("--latency-table", metavar="TABLE", help="latency table for --objective latency")
+    objectives.add_argument("--latency-table", metavar="TABLE",
+                            help="latency table for --objective latency: a path, a shipped table's name "
+                            "(host-cpu-imagenet-ort1), or 'local' for this computer's CPU (profiled and calibrated "
+                            "on first use, then cached)")
+    objectives.add_argument("--verify-on", metavar="DEVICE",
+                            help="at the end, time every Pareto model end to end on DEVICE (local, adb:SERIAL, "
+                            "adb:HOST:PORT); pareto.csv then carries latency_measured_ms beside latency_ms")
     evolution = parser.add_argument_group("evolution (Algorithm 1)")
     evolution.add_argument("--population", type=int, metavar="P", help="population size")
     evolution.add_argument("--epochs", type=int, help="total epochs, warmup included")
@@ -89,7 +96,8 @@ def _parser() -> CliParser:
     data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda; under torchrun each "
+                        "process takes GPU LOCAL_RANK (nccl), or the CPU (gloo)")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
                         "the CPU, where more threads only cost; PyTorch's default otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no per-generation log lines")
@@ -108,9 +116,24 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 
 
 def _run(args: argparse.Namespace) -> int:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) every process joins one search (``search.distributed``);
+    rank 0 writes the run folder and prints; the others report errors only through their exit code."""
+    context = init_distributed(args.device)
+    try:
+        return _search(args, context)
+    except CarsError as exc:
+        if context.is_main or args.debug:
+            raise
+        return exc.exit_code  # rank 0 prints the one-line message
+    finally:
+        context.close()
+
+
+def _search(args: argparse.Namespace, context: DistributedContext) -> int:
     import logging
 
-    logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if args.quiet else logging.INFO)
+    quiet = args.quiet or not context.is_main
+    logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if quiet else logging.INFO)
     start = time.perf_counter()
     if args.max_generations is not None and args.max_generations < 0:
         raise UserInputError("--max-generations must be >= 0")
@@ -124,15 +147,30 @@ def _run(args: argparse.Namespace) -> int:
             raise UserInputError(
                 f"--resume continues a run with its saved settings; drop {', '.join(given)} (or start a new run with --out)"
             )
-        config = RunDir.open(args.resume)[1]
+        config = SearchConfig.from_dict(context.on_main(lambda: RunDir.open(args.resume)[1].to_dict()))
     else:
         config = config_from_args(args)
-    device = resolve_device(args.device)
+    if args.verify_on:
+        from ..profilers.device import parse_device_spec
+
+        parse_device_spec(args.verify_on)  # a malformed device fails now, not after the search
+    device = context.device
     _set_threads(args.threads, config, device)
     if args.overwrite and args.resume:
         raise UserInputError("--overwrite replaces a run given with --out; it does not go with --resume")
-    search = CarsSearch(config, args.resume or args.out, resume=bool(args.resume), device=device, overwrite=args.overwrite)
+    search = CarsSearch(config, args.resume or args.out, resume=bool(args.resume), device=device, overwrite=args.overwrite,
+                        distributed=context)
     result = search.run(max_generations=args.max_generations)
+    if not context.is_main:
+        return 0
+    if args.verify_on:
+        from ..latency.verify import verify_pareto_file
+        from ..search.objectives import deploy_network
+
+        result.pareto = verify_pareto_file(
+            RunDir(result.run_dir).pareto_path, device_spec=args.verify_on, network=deploy_network(config.deploy_network),
+            latency_table=config.latency_table,
+        )
     _print_summary(result, search.config, time.perf_counter() - start)
     return 0
 
@@ -166,6 +204,8 @@ def _print_summary(result: SearchResult, config: SearchConfig, seconds: float) -
     )
     if pareto["latency_ms"].notna().any():
         table.insert(4, "latency (ms)", pareto["latency_ms"].astype(float).round(2))
+    if "latency_measured_ms" in pareto.columns:
+        table.insert(len(table.columns) - 2, "measured (ms)", pareto["latency_measured_ms"].astype(float).round(2))
     print(f"Pareto set ({len(pareto)} of {len(result.population)}; costs on the {config.deploy_network} network):")
     print(table.to_string(index=False))
     print(f"run folder: {result.run_dir} (pareto.csv, population.csv, history.jsonl, plots/)")

@@ -1,1 +1,30 @@
+"""The latency predictor: a latency table's block sum, calibrated on whole networks, validated on others.
 
+- ``predictor``: ``LatencyPredictor`` (vectorised over genotype encodings) for a table and a network;
+- ``calibration``: the linear (or per-op-family) correction fitted on measured whole networks;
+- ``networks`` / ``baselines``: the whole networks to time (random, published, torchvision baselines);
+- ``validation``: ``calibrate_table``, what ``cars-profile --calibrate N`` runs; ``metrics``: MAPE,
+  share within +-5/10%, Kendall's tau; ``report``: CSV + JSON + scatter PNG;
+- ``objective``: the search's ``latency`` cost (registered in ``search.objectives.COSTS`` when the
+  search imports it; not imported here, so that the latency tools do not load the search);
+  ``host``: this computer's table on first use; ``verify``: timing Pareto models end to end.
+"""
+from .calibration import CALIBRATION_MODELS, Calibration, fit_calibration
+from .metrics import Agreement, agreement
+from .predictor import LatencyPredictor, encode_genotypes, network_id
+from .validation import ValidationConfig, ValidationResult, calibrate_table, whole_network_protocol
+
+__all__ = [
+    "Agreement",
+    "CALIBRATION_MODELS",
+    "Calibration",
+    "LatencyPredictor",
+    "ValidationConfig",
+    "ValidationResult",
+    "agreement",
+    "calibrate_table",
+    "encode_genotypes",
+    "fit_calibration",
+    "network_id",
+    "whole_network_protocol",
+]

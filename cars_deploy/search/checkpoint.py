@@ -14,6 +14,7 @@ search checkpoint, or made by a different config raises ``CheckpointError`` with
 """
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -59,13 +60,18 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     atomic_torch_save(path, {"format": FORMAT, "version": VERSION, **payload})
 
 
-def load_checkpoint(path: Path, *, config: SearchConfig, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Reads and checks a search checkpoint written for ``config``; ``CheckpointError`` otherwise."""
+def load_checkpoint(
+    path: Path, *, config: SearchConfig, map_location: str | torch.device = "cpu", raw: bytes | None = None
+) -> dict[str, Any]:
+    """Reads and checks a search checkpoint written for ``config``; ``CheckpointError`` otherwise.
+    ``raw``: the file's bytes, already read (a distributed search reads them on rank 0 and broadcasts
+    them; every rank parses them here the same way); ``path`` then only names it in messages."""
     path = Path(path)
-    if not path.is_file():
+    if raw is None and not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
+        source = io.BytesIO(raw) if raw is not None else path
+        data = torch.load(source, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as exc:
         reason = " ".join(str(exc).split())[:160] or type(exc).__name__
         raise CheckpointError(f"{path} is corrupt or truncated and cannot be read ({reason})") from None

@@ -16,6 +16,10 @@ generations selected - and writes a checkpoint after every generation (and after
 last one is a minute old), so that a run killed at any point and resumed (``CarsSearch.resume``)
 ends with the same population and weights as one that never stopped (same seed, same device and
 thread count; CPU runs are bit-for-bit). The run directory is described in ``search.rundir``.
+
+Under ``torchrun`` every process runs this same loop on the same population; ``search.distributed``
+spreads each step's architectures, the data and the evaluations over the processes, and rank 0 alone
+writes the run directory.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ from ..space.supernet import SuperNet
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
 from .data import SearchData, load_search_data
+from .distributed import DistributedContext, single_process
 from .evaluation import Evaluator, accuracy_speed
 from .objectives import CostFunction, build_costs, deploy_network
 from .plots import plot_generations, plot_pareto
@@ -89,21 +94,36 @@ class CarsSearch:
         epoch_checkpoint_seconds: float = 60.0,
         plot_seconds: float = 30.0,
         overwrite: bool = False,
+        distributed: DistributedContext | None = None,
     ):
         """``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
         (generations always do); ``plot_seconds``: likewise for the PNG plots (the end of ``run`` always
         plots). Neither changes the search's result, only what a kill can lose and the I/O spent.
-        ``overwrite`` replaces a run already in ``run_dir`` (a new run only)."""
+        ``overwrite`` replaces a run already in ``run_dir`` (a new run only). ``distributed``: this
+        process's place in a multi-process search (``search.distributed``; its device replaces
+        ``device``); rank 0 alone writes the run folder."""
         config.validate()
+        if distributed is None:
+            distributed = single_process(device if isinstance(device, torch.device) else resolve_device(device))
+        self.dist = distributed
+        if config.arch_batch * self.dist.world_size > config.population:  # same on every rank: no collective
+            raise UserInputError(
+                f"--arch-batch {config.arch_batch} x {self.dist.world_size} processes = "
+                f"{config.arch_batch * self.dist.world_size} architectures per step exceeds --population {config.population}"
+            )
         if not resume and not overwrite:
-            RunDir.check_new(run_dir)  # fail before minutes of data loading, not after
+            self.dist.on_main(lambda: _check_new(run_dir))  # fail before minutes of data loading, not after
         self.config = config
-        self.device = device if isinstance(device, torch.device) else resolve_device(device)
-        self.show_progress = show_progress
+        self.device = self.dist.device
+        self.show_progress = show_progress and self.dist.is_main
         # Costs first: a bad objective fails before any folder is made or data is read.
         network = deploy_network(config.deploy_network)
         options = {"latency_table": config.latency_table}
-        self.costs: list[CostFunction] = build_costs(config.objectives, network=network, options=options)
+        built: list[list[CostFunction]] = []
+        # Rank 0 first: a cost may build a cache on first use (a latency table of this machine), which
+        # the other ranks then read instead of building it all at once.
+        self.dist.on_main(lambda: built.append(build_costs(config.objectives, network=network, options=options)))
+        self.costs: list[CostFunction] = built[0] if built else build_costs(config.objectives, network=network, options=options)
         by_name = {cost.name: cost for cost in self.costs}
         self.report_costs: dict[str, CostFunction] = {
             name: by_name.get(name) or build_costs([name], network=network, options=options)[0]
@@ -126,13 +146,14 @@ class CarsSearch:
             torch.manual_seed(config.seed)
             self.supernet = SuperNet(self.network_config).to(self.device)
             eval_copy = SuperNet(self.network_config).to(self.device)
-        self.trainer = SuperNetTrainer(self.supernet, config)
-        self.evaluator = Evaluator(
+        self.dist.broadcast_module(self.supernet)  # same seed, same weights; made certain, as DDP does
+        self.trainer: SuperNetTrainer = self.dist.trainer(self.supernet, config)
+        self.evaluator: Evaluator = self.dist.evaluator(
             eval_copy,
             val_batches=self.data.val_batches(),
             recalibration_batches=self.data.recalibration_batches() if config.bn_recalibration else [],
             bn_recalibration=config.bn_recalibration,
-            show_progress=show_progress,
+            show_progress=self.show_progress,
         )
         self.variation = VariationConfig(
             crossover_prob=config.crossover_prob,
@@ -151,20 +172,22 @@ class CarsSearch:
         self._last_checkpoint = self._last_plot = time.monotonic()
         if resume:
             self.run_dir = RunDir(run_dir)
-            if self.run_dir.checkpoint_path.exists():
+            if self.dist.on_main(self.run_dir.checkpoint_path.exists):
                 self._load()
             else:
                 log.info("no checkpoint in %s yet: starting the search from the beginning", self.run_dir.path)
                 torch.manual_seed(config.seed)
         else:
-            self.run_dir = RunDir.create(run_dir, config, overwrite=overwrite)
+            self.dist.on_main(lambda: _create(run_dir, config, overwrite))
+            self.run_dir = RunDir(run_dir)
             torch.manual_seed(config.seed)  # augmentation draws from torch's global generator
 
     @classmethod
     def resume(cls, run_dir: str | Path, **options: Any) -> "CarsSearch":
         """Reopens a run directory with its saved config and continues from its checkpoint; ``options``
-        are the constructor's keyword options (device, show_progress, ...)."""
-        _, config = RunDir.open(run_dir)
+        are the constructor's keyword options (device, show_progress, distributed, ...)."""
+        context = options.get("distributed") or single_process()
+        config = SearchConfig.from_dict(context.on_main(lambda: RunDir.open(run_dir)[1].to_dict()))
         return cls(config, run_dir, resume=True, **options)
 
     # ----- the loop ------------------------------------------------------------------------------
@@ -204,20 +227,21 @@ class CarsSearch:
         config = self.config
         if phase == "warmup":
             def sample() -> Sequence[Genotype]:
-                return [random_genotype(self.rng) for _ in range(config.arch_batch)]
+                # every rank draws all W x B architectures (its generator stays in step) and trains its B
+                return self.dist.share([random_genotype(self.rng) for _ in range(config.arch_batch * self.dist.world_size)])
         else:
             population = self.population
 
             def sample() -> Sequence[Genotype]:
-                chosen = self.rng.choice(len(population), size=config.arch_batch, replace=False)
-                return [population[int(i)].genotype for i in chosen]
+                chosen = self.rng.choice(len(population), size=config.arch_batch * self.dist.world_size, replace=False)
+                return self.dist.share([population[int(i)].genotype for i in chosen])
 
         stats = self.trainer.train_epoch(
             self.epoch,
-            self.data.train_batches(self.epoch),
+            self.dist.train_batches(self.data, self.epoch),
             sample,
             phase=phase,
-            total=self.data.steps_per_epoch(),
+            total=self.dist.steps_per_epoch(self.data),
             show_progress=self.show_progress,
         )
         self.epoch += 1
@@ -321,6 +345,7 @@ class CarsSearch:
             "epoch": self.epoch,
             "selection": self.config.selection,
             "objectives": ["accuracy", *self.config.objectives],
+            "processes": self.dist.world_size,
             "seconds": round(time.perf_counter() - start, 4),
             "train_loss": last.get("loss"),
             "train_accuracy": last.get("accuracy"),
@@ -342,6 +367,8 @@ class CarsSearch:
 
     def _checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
+        if not self.dist.is_main:
+            return
         save_checkpoint(
             self.run_dir.checkpoint_path,
             {
@@ -362,7 +389,8 @@ class CarsSearch:
     def _load(self) -> None:
         from ..errors import CheckpointError
 
-        data = load_checkpoint(self.run_dir.checkpoint_path, config=self.config)
+        raw = self.dist.read_on_main(self.run_dir.checkpoint_path) if self.dist.enabled else None
+        data = load_checkpoint(self.run_dir.checkpoint_path, config=self.config, raw=raw)
         try:
             self.supernet.load_state_dict(data["supernet"], strict=True)
             self.trainer.optimizer.load_state_dict(data["optimizer"])
@@ -418,6 +446,8 @@ class CarsSearch:
         return pareto.sort_values([key, "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
     def _write_outputs(self, *, plots: bool) -> None:
+        if not self.dist.is_main:
+            return
         run = self.run_dir
         run.write_history(self.history)
         population = self.population_table()
@@ -436,6 +466,14 @@ class CarsSearch:
             population, pareto, run.plots_path / PLOTS[1], cost=column, label=first.label, scale=first.scale,
             title=f"generation {self.generation}: population and Pareto front",
         )
+
+
+def _check_new(run_dir: str | Path) -> None:
+    RunDir.check_new(run_dir)
+
+
+def _create(run_dir: str | Path, config: SearchConfig, overwrite: bool) -> None:
+    RunDir.create(run_dir, config, overwrite=overwrite)
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

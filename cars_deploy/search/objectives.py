@@ -5,7 +5,7 @@ A cost is made by a factory registered in ``COSTS`` and called with keyword-only
 (the ImageNet mobile network by default, as in the paper's Table 2) and the command's options (e.g.
 ``{"latency_table": "table.csv"}``), so that a later module can add a cost that needs more than the
 genotype - the latency predictor registers ``COSTS.add("latency", factory)`` in
-``cars_deploy.latency`` and reads ``options["latency_table"]``. A cost function is vectorised:
+``cars_deploy.latency.objective`` and reads ``options["latency_table"]``. A cost function is vectorised:
 ``cost(genotypes) -> np.ndarray`` of shape ``(n,)``.
 
 ``params`` and ``mult_adds`` are exact and fast. Both totals are additive over the network's modules:
@@ -58,12 +58,12 @@ class CostFactory(Protocol):
     def __call__(self, *, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction: ...
 
 
-#: Cost factories by name. ``latency`` is registered by the latency predictor (``cars_deploy.latency``).
+#: Cost factories by name. ``latency`` is registered by the latency predictor (``cars_deploy.latency.objective``).
 COSTS: Registry[CostFactory] = Registry("cost objective")
 
 # Modules that register a cost when imported; imported on demand so that the search does not depend on
 # them (and they may depend on the search).
-_PLUGINS: dict[str, str] = {"latency": "cars_deploy.latency"}
+_PLUGINS: dict[str, str] = {"latency": "cars_deploy.latency.objective"}
 
 
 def deploy_network(name: str) -> NetworkConfig:

@@ -79,9 +79,14 @@ class SuperNetTrainer:
             loss.backward()
             total_loss += loss.detach()
             correct += (logits.detach().argmax(dim=1) == y).sum()
+        self.sync_gradients()
         nn.utils.clip_grad_norm_([p for p in self.network.parameters() if p.grad is not None], self.config.grad_clip)
         self.optimizer.step()
         return total_loss, correct
+
+    def sync_gradients(self) -> None:
+        """Hook between the backward passes and the clip + optimizer step; nothing to do in one process
+        (``search.distributed.DistributedTrainer`` averages the gradients across processes here)."""
 
     def train_epoch(
         self,

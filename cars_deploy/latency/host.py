@@ -1,0 +1,79 @@
+"""This computer's latency table, built and calibrated on first use and cached.
+
+``--latency-table local`` asks for the host CPU (ONNX Runtime, 1 thread), which needs no phone and
+no setup: the first search that asks profiles the network's blocks (about 20 s for the ImageNet
+network), fits a quick calibration on a few whole random networks (about a minute; without a
+held-out ceiling: ``cars-profile --calibrate`` is the full validation), and caches the table in the
+user cache folder; later runs load it. A table of the build machine ships with the package
+(``latency_tables/``), but it describes that machine, not the user's.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..profilers.builder import ProfileConfig, build_table
+from ..profilers.device import DeviceOptions, open_device
+from ..profilers.export_blocks import default_cache_dir
+from ..profilers.protocol import ProtocolConfig
+from ..profilers.table import LatencyTable, table_files
+from ..space.networks import NetworkConfig
+from .calibration import read_calibration
+from .predictor import network_id
+from .validation import ValidationConfig, calibrate_table, whole_network_protocol
+
+__all__ = ["HostTableConfig", "ensure_host_table", "default_tables_dir"]
+
+_log = logging.getLogger(__name__)
+
+
+def default_tables_dir() -> Path:
+    """``<user cache dir>/cars-deploy/latency_tables``."""
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("cars-deploy")) / "latency_tables"
+
+
+@dataclass(frozen=True)
+class HostTableConfig:
+    """How the first-use host table is made."""
+
+    threads: int = 1  # ONNX Runtime intra-op threads
+    calibrate_networks: int = 16  # random whole networks for the quick calibration (0: none)
+    calibrate_fit: int = 12  # of which fitted on (the rest are a small held-out check in the sidecar)
+    tables_dir: Path | None = None  # where the table is cached (None: default_tables_dir())
+    cache_dir: Path | None = None  # exported blocks and networks (None: the profilers' default)
+
+
+def ensure_host_table(network: NetworkConfig, config: HostTableConfig = HostTableConfig(), *,
+                      show_progress: bool | None = None) -> Path:
+    """The CSV of the host table for ``network``, profiling and calibrating it first if it is missing."""
+    tables_dir = config.tables_dir or default_tables_dir()
+    cache_dir = config.cache_dir or default_cache_dir()
+    base = tables_dir / f"host-{network_id(network)}-ort{config.threads}"
+    csv, _ = table_files(base)
+    if csv.exists():
+        table = LatencyTable.load(csv)
+        if config.calibrate_networks == 0 or read_calibration(table.meta, network_id(network)) is not None:
+            return csv
+    device = open_device("local", DeviceOptions(runtime="onnxruntime", threads=config.threads))
+    try:
+        if not csv.exists():
+            _log.info("no latency table of this computer yet: profiling the blocks of %s into %s (once)",
+                      network_id(network), csv)
+        build_table(device, ProfileConfig(out=base, networks=(network,), protocol=ProtocolConfig.for_device("local"),
+                                          cache_dir=cache_dir, command="(built on first use by --latency-table local)"),
+                    show_progress=show_progress)
+        if config.calibrate_networks:
+            _log.info("calibrating %s on %d whole networks (once)", csv.name, config.calibrate_networks)
+            calibrate_table(
+                device, csv,
+                ValidationConfig(networks=config.calibrate_networks, fit=config.calibrate_fit, published=False,
+                                 repeat=False, protocol=whole_network_protocol("local", rounds=10, runs=5)),
+                cache_dir=cache_dir, network=network, command="(calibrated on first use by --latency-table local)",
+                show_progress=show_progress,
+            )
+    finally:
+        device.close()
+    return csv

@@ -1,0 +1,353 @@
+"""Calibrating a latency table on whole networks and validating the predictor on networks it never saw.
+
+``calibrate_table`` is what ``cars-profile --calibrate N`` runs:
+
+1. draw ``N`` random genotypes (``networks.sample_genotypes``) and add the published ones;
+2. export every network whole (``networks.NetworkExporter``) and time all of them on the table's
+   device with the table's protocol (``profilers.builder.time_models``: warm-up, interleaved rounds
+   in a seeded shuffled order, the same low percentile, the per-call overhead subtracted); fewer
+   rounds and runs than for blocks, since a network takes milliseconds, not microseconds;
+3. time all of them a second time, in an independent pass with another round order: the agreement
+   of the two passes is the ceiling this device's noise allows any predictor;
+4. fit the calibration (``calibration.py``) on a seeded subset of the random networks only;
+5. score the block sum, the calibrated prediction and the second pass against the first pass on the
+   held-out networks (the rest of the random ones and every published genotype): MAPE, share within
+   +-5% and +-10%, Kendall's tau (``metrics.py``);
+6. store the calibration with these figures in the table's sidecar (atomically, through
+   ``LatencyTable.save``) and write the report (``report.py``).
+
+Torchvision baselines can be timed in the same session (``baselines``) so that they sit next to the
+CARS models under identical conditions; they are measured only, never fitted on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .._progress import progress
+from ..errors import UserInputError
+from ..profilers.builder import table_settings, time_models
+from ..profilers.device import Device
+from ..profilers.protocol import Measurement, ProtocolConfig
+from ..profilers.table import LatencyTable, TableError, table_files
+from ..space.genotype import Genotype
+from ..space.networks import NetworkConfig
+from .baselines import export_baseline
+from .calibration import CALIBRATION_MODELS, Calibration, choose_model, fit_calibration, write_calibration
+from .metrics import Agreement, agreement, relative_errors
+from .networks import Sampler, NetworkExporter, published_genotypes, sample_genotypes
+from .predictor import LatencyPredictor, network_id, table_network
+
+__all__ = [
+    "ValidationConfig",
+    "ValidationResult",
+    "TARGETS",
+    "whole_network_protocol",
+    "calibrate_table",
+    "measure_networks",
+    "meets_targets",
+    "default_report_dir",
+]
+
+_log = logging.getLogger(__name__)
+
+#: What the latency issue asks of the calibrated predictor on held-out networks.
+TARGETS: dict[str, float] = {"within_10": 0.95, "mape_pct": 5.0, "kendall_tau": 0.8, "held_out": 40}
+
+
+def whole_network_protocol(kind: str, *, percentile: float = 20.0, **changes: Any) -> ProtocolConfig:
+    """The table protocol sized for whole networks: milliseconds per call instead of microseconds, so
+    fewer calls per round (``runs``) and fewer rounds; same warm-up, interleaving, percentile and overhead.
+    Local: 5 warm-up calls, 20 rounds of 10 runs; phones (a runner process per model and round): 3, 6 x 10."""
+    base = (
+        ProtocolConfig(warmup=5, rounds=20, runs=10, batch_size=16, percentile=percentile)
+        if kind == "local"
+        else ProtocolConfig(warmup=3, rounds=6, runs=10, batch_size=8, percentile=percentile)
+    )
+    config = dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
+    config.validate()
+    return config
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """One calibration-and-validation run (``cars-profile --calibrate N``)."""
+
+    networks: int = 60  # random networks timed besides the published genotypes
+    fit: int | None = None  # random networks the calibration is fitted on (default: a third, at least 3); the rest validate
+    published: bool = True  # also time every published genotype (always held out: never fitted on)
+    sampler: Sampler = "dirichlet"  # how random genotypes are drawn (see networks.py)
+    model: str = "linear"  # calibration model: linear, grouped, or auto (chosen by leave-one-out on the fit networks)
+    repeat: bool = True  # time every network twice, in independent passes: the noise ceiling
+    baselines: tuple[str, ...] = ()  # torchvision baselines timed in the same session (measured only)
+    seed: int = 0  # seeds the genotypes, the fit/validation split and the round orders
+    protocol: ProtocolConfig | None = None  # whole-network protocol (None: whole_network_protocol for the device)
+
+    def fit_count(self) -> int:
+        return self.fit if self.fit is not None else max(3, round(self.networks / 3))
+
+    def validate(self) -> None:
+        if self.networks < 3:
+            raise UserInputError(f"--calibrate needs at least 3 random networks, got {self.networks}")
+        fit = self.fit_count()
+        if not 2 <= fit <= self.networks:
+            raise UserInputError(f"--fit must be in 2..{self.networks} (the random networks), got {fit}")
+        if fit == self.networks and not self.published:
+            raise UserInputError("every network would be fitted on: lower --fit or keep the published genotypes")
+        if self.model not in (*CALIBRATION_MODELS, "auto"):
+            raise UserInputError(f"unknown calibration model {self.model!r}; known: {', '.join(CALIBRATION_MODELS)}, auto")
+
+
+@dataclass
+class ValidationResult:
+    """What ``calibrate_table`` measured, fitted and scored."""
+
+    frame: pd.DataFrame  # one row per timed network (see report.COLUMNS)
+    calibration: Calibration  # the fitted calibration (stored in the sidecar when saved)
+    summary: dict[str, Any]  # the figures of the report's JSON
+    table: LatencyTable  # the table, with the calibration in its sidecar
+    report_dir: Path | None = None  # where the report was written
+
+    @property
+    def held_out(self) -> Agreement:
+        return Agreement(**self.summary["validation"]["calibrated"])
+
+
+def default_report_dir(table_path: Path) -> Path:
+    """``NAME.calibration/`` beside ``NAME.csv`` (a folder, so it never looks like a table)."""
+    csv, _ = table_files(table_path)
+    return csv.with_name(csv.stem + ".calibration")
+
+
+def measure_networks(
+    device: Device,
+    paths: Sequence[Path],
+    protocol: ProtocolConfig,
+    *,
+    input_shapes: Sequence[Sequence[Sequence[int]]],
+    cache_dir: Path,
+    store_path: Path | None = None,
+    show_progress: bool | None = None,
+) -> dict[str, Measurement]:
+    """Whole model files timed together with the table protocol (by file name); see ``time_models``."""
+    return time_models(
+        device, list(paths), protocol, input_shapes=input_shapes, cache_dir=cache_dir, store_path=store_path,
+        show_progress=show_progress,
+    )
+
+
+def calibrate_table(
+    device: Device,
+    table: str | Path | LatencyTable,
+    config: ValidationConfig,
+    *,
+    cache_dir: Path,
+    network: NetworkConfig | None = None,
+    report_dir: Path | None = None,
+    save: bool = True,
+    command: str = "",
+    show_progress: bool | None = None,
+) -> ValidationResult:
+    """Fits and validates the calibration of ``table`` for ``network`` (default: the table's network) on
+    ``device``, which must be the device the table was made on; see the module docstring. With ``save``
+    the calibration is stored in the table's sidecar; the report goes to ``report_dir`` (default:
+    ``NAME.calibration/`` beside the table)."""
+    from .report import write_report
+
+    started = time.perf_counter()
+    config.validate()
+    table = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
+    settings = table_settings(device)
+    if table.meta.get("settings") != settings:
+        raise TableError(
+            f"latency table {table.path} was made with {table.meta.get('settings')}; calibrate it on the same "
+            f"device and settings (now: {settings})"
+        )
+    network = table_network(table, network)
+    predictor = LatencyPredictor(table, network=network, calibration=None)  # MissingBlockError if incomplete
+    percentile = float((table.meta.get("protocol") or {}).get("percentile", 20.0))
+    protocol = config.protocol or whole_network_protocol(device.spec.kind, percentile=percentile)
+
+    networks = _draw_networks(config)
+    paths, shapes = _export(networks.genotypes, config.baselines, device, network, cache_dir, show_progress)
+    passes = _measure_passes(device, paths, shapes, protocol, config, table.path, cache_dir, show_progress)
+    count = len(networks.genotypes)
+    measured = np.array([passes[0][p.name].latency_ms for p in paths[:count]])
+    repeat = np.array([passes[1][p.name].latency_ms for p in paths[:count]]) if config.repeat else None
+    if not (measured > 0).all():
+        raise UserInputError("a whole network measured 0 ms after subtracting the per-call overhead; time with more runs")
+
+    # Fit on the fit networks only; score every held-out one.
+    features = {model: predictor.features(networks.genotypes, groups) for model, groups in CALIBRATION_MODELS.items()}
+    fit = np.array([role == "fit" for role in networks.roles])
+    if config.model == "auto":
+        model, loo = choose_model({m: f[fit] for m, f in features.items()}, measured[fit])
+    else:
+        model, loo = config.model, {}
+    calibration = fit_calibration(features[model][fit], measured[fit], model=model, network=asdict(network),
+                                  table_fingerprint=predictor.fingerprint)
+    predicted = calibration.apply(features[model])
+    block_sum = features["linear"][:, 0]
+    held, published = ~fit, np.array([s == "published" for s in networks.sources])
+    validation = {
+        "calibrated": agreement(predicted[held], measured[held]).as_dict(),
+        "block_sum": agreement(block_sum[held], measured[held]).as_dict(),
+    }
+    if repeat is not None:
+        validation["repeat"] = agreement(repeat[held], measured[held]).as_dict()
+        validation["calibrated_vs_repeat"] = agreement(predicted[held], repeat[held]).as_dict()
+
+    frame = _frame(networks, paths, passes, config.baselines, block_sum, predicted)
+    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    if report_dir is None and table.path is not None:
+        report_dir = default_report_dir(table.path)
+    counts = {"random": networks.sources.count("random"), "published": int(published.sum()), "fit": int(fit.sum()),
+              "held_out": int(held.sum()), "baselines": len(config.baselines)}
+    selection = {f"{m}_loo_mape_pct": v for m, v in loo.items()} | {"chosen": model, "asked": config.model}
+    fit_agreement = agreement(predicted[fit], measured[fit]).as_dict()
+    calibration = dataclasses.replace(calibration, details={
+        "created": created, "command": command, "protocol": asdict(protocol), "sampler": config.sampler,
+        "seed": config.seed, "networks": counts, "model_selection": selection, "validation": validation,
+        "fit": fit_agreement, "report": str(report_dir) if report_dir is not None else None,
+    })
+    summary: dict[str, Any] = {
+        "table": str(table.path) if table.path is not None else None,
+        "settings": settings,
+        "device": table.meta.get("device", {}),
+        "network": network_id(network),
+        "network_config": asdict(network),
+        "protocol": asdict(protocol),
+        "sampler": config.sampler,
+        "seed": config.seed,
+        "networks": counts,
+        "calibration": {k: v for k, v in calibration.to_dict().items() if k in ("model", "groups", "coef", "intercept",
+                                                                                "table_fingerprint", "fitted_on")},
+        "model_selection": selection,
+        "validation": validation,
+        "validation_by_source": {
+            "random": agreement(predicted[held & ~published], measured[held & ~published]).as_dict(),
+            "published": agreement(predicted[published], measured[published]).as_dict(),
+        },
+        "fit": fit_agreement,
+        "targets": dict(TARGETS),
+        "meets_targets": meets_targets(validation["calibrated"]),
+        "created": created,
+        "command": command,
+        "report": str(report_dir) if report_dir is not None else None,
+        "elapsed_s": round(time.perf_counter() - started, 2),
+    }
+    write_calibration(table.meta, network_id(network), calibration)
+    if save and table.path is not None:
+        table.save(table.path)
+    result = ValidationResult(frame=frame, calibration=calibration, summary=summary, table=table, report_dir=report_dir)
+    if report_dir is not None:
+        write_report(result, report_dir)
+    return result
+
+
+def meets_targets(held_out: dict[str, Any]) -> bool:
+    """Whether held-out figures (``Agreement.as_dict()``) meet the issue's ``TARGETS``."""
+    def value(key: str, missing: float) -> float:
+        return missing if held_out.get(key) is None else float(held_out[key])
+
+    return (
+        value("n", 0) >= TARGETS["held_out"]
+        and value("within_10", 0.0) >= TARGETS["within_10"]
+        and value("mape_pct", math.inf) <= TARGETS["mape_pct"]
+        and value("kendall_tau", -1.0) >= TARGETS["kendall_tau"]
+    )
+
+
+@dataclass(frozen=True)
+class _Networks:
+    """The genotypes of one validation run, with their names, origin and role."""
+
+    names: list[str]  # random-000 ... then the published names
+    genotypes: list[Genotype]
+    sources: list[str]  # "random" or "published"
+    roles: list[str]  # "fit" or "validate" (published genotypes always validate)
+
+
+def _draw_networks(config: ValidationConfig) -> _Networks:
+    """``config.networks`` random genotypes (distinct from each other and the published ones), a seeded
+    subset of which is fitted on, then the published genotypes."""
+    rng = np.random.default_rng([config.seed, 0x1A7E])
+    published = published_genotypes() if config.published else {}
+    randoms = sample_genotypes(config.networks, rng, sampler=config.sampler, exclude=list(published.values()))
+    fit_rows = set(rng.permutation(len(randoms))[: config.fit_count()].tolist())
+    return _Networks(
+        names=[f"random-{i:03d}" for i in range(len(randoms))] + list(published),
+        genotypes=randoms + list(published.values()),
+        sources=["random"] * len(randoms) + ["published"] * len(published),
+        roles=["fit" if i in fit_rows else "validate" for i in range(len(randoms))] + ["validate"] * len(published),
+    )
+
+
+def _export(
+    genotypes: list[Genotype], baselines: Sequence[str], device: Device, network: NetworkConfig, cache_dir: Path,
+    show_progress: bool | None,
+) -> tuple[list[Path], list[list[tuple[int, ...]]]]:
+    """Model files (the device's format) and input shapes of the networks, then of the baselines."""
+    fmt = device.options.model_format
+    exporter = NetworkExporter(cache_dir, network)
+    bar = progress(genotypes, desc="exporting networks", unit="net",
+                   **({} if show_progress is None else {"disable": not show_progress}))
+    paths = [exporter.export(genotype, fmt) for genotype in bar]
+    shapes: list[list[tuple[int, ...]]] = [[exporter.input_shape()] for _ in paths]
+    for name in baselines:
+        paths.append(export_baseline(name, fmt, cache_dir, input_size=network.input_size))
+        shapes.append([(1, 3, network.input_size, network.input_size)])
+    return paths, shapes
+
+
+def _measure_passes(
+    device: Device, paths: list[Path], shapes: list[list[tuple[int, ...]]], protocol: ProtocolConfig,
+    config: ValidationConfig, table_path: Path | None, cache_dir: Path, show_progress: bool | None,
+) -> list[dict[str, Measurement]]:
+    """One or two independent passes of the protocol over all models, each with its own round order;
+    samples are kept beside the table while a pass runs, so a killed pass resumes."""
+    count = 2 if config.repeat else 1
+    csv = table_files(table_path)[0] if table_path is not None else None
+    passes = []
+    for index in range(count):
+        store = csv.with_name(f"{csv.stem}.calibration-pass{index + 1}.partial.json") if csv is not None else None
+        pass_protocol = dataclasses.replace(protocol, seed=protocol.seed + 1000 * index + config.seed)
+        _log.info("timing %d whole models on %s, pass %d of %d", len(paths), device.spec, index + 1, count)
+        passes.append(measure_networks(device, paths, pass_protocol, input_shapes=shapes, cache_dir=cache_dir,
+                                       store_path=store, show_progress=show_progress))
+    return passes
+
+
+def _frame(
+    networks: _Networks, paths: list[Path], passes: list[dict[str, Measurement]], baselines: Sequence[str],
+    block_sum: np.ndarray, predicted: np.ndarray,
+) -> pd.DataFrame:
+    """One row per timed model: the networks (predicted and measured), then the baselines (measured only)."""
+    rows = []
+    entries = [(name, source, role, str(g)) for name, source, role, g in
+               zip(networks.names, networks.sources, networks.roles, networks.genotypes)]
+    entries += [(name, "baseline", "baseline", "") for name in baselines]
+    for i, ((name, source, role, genotype), path) in enumerate(zip(entries, paths)):
+        first = passes[0][path.name]
+        in_space = i < len(networks.genotypes)
+        rows.append({
+            "name": name, "source": source, "role": role,
+            "block_sum_ms": block_sum[i] if in_space else np.nan, "predicted_ms": predicted[i] if in_space else np.nan,
+            "measured_ms": first.latency_ms, "measured_p10_ms": first.p10_ms, "measured_p90_ms": first.p90_ms,
+            "measured_iqr_ms": first.iqr_ms, "repeat_ms": passes[1][path.name].latency_ms if len(passes) > 1 else np.nan,
+            "genotype": genotype, "model_file": path.name,
+        })
+    frame = pd.DataFrame(rows)
+    frame["error_pct"] = relative_errors(frame["predicted_ms"], frame["measured_ms"])
+    frame["block_sum_error_pct"] = relative_errors(frame["block_sum_ms"], frame["measured_ms"])
+    frame["repeat_error_pct"] = relative_errors(frame["repeat_ms"], frame["measured_ms"])
+    return frame

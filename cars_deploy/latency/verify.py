@@ -1,0 +1,126 @@
+"""Measuring chosen genotypes end to end on a device: ``cars-search --verify-on DEVICE``.
+
+A search ranks by predicted latency; before a user ships a Pareto model, every Pareto model is timed
+whole on the device, with the table protocol (``profilers.builder.time_models``), and ``pareto.csv``
+carries the measured latency next to the predicted one. The device options (runtime, threads, CPU
+mask) come from the latency table, so the measurement is made under the conditions the prediction
+describes.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import UserInputError
+from ..profilers.device import Device, DeviceOptions, parse_cpu_mask
+from ..profilers.protocol import ProtocolConfig
+from ..space.genotype import Genotype, parse_genotype
+from ..space.networks import NetworkConfig
+from .metrics import relative_errors
+from .networks import NetworkExporter
+from .validation import measure_networks, whole_network_protocol
+
+__all__ = ["measure_genotypes", "verify_pareto", "verify_pareto_file", "options_from_table"]
+
+
+def options_from_table(meta: Mapping[str, Any], **changes: Any) -> DeviceOptions:
+    """``DeviceOptions`` reproducing the settings a table was made with (runtime, threads, CPU mask)."""
+    settings = meta.get("settings") or {}
+    mask = settings.get("cpu_mask")
+    values: dict[str, Any] = {
+        "runtime": settings.get("runtime", "onnxruntime"),
+        "threads": int(settings.get("threads") or 1),
+        "cpu_mask": parse_cpu_mask(str(mask)) if mask else None,
+    }
+    values.update({k: v for k, v in changes.items() if v is not None})
+    return DeviceOptions(**values)
+
+
+def measure_genotypes(
+    genotypes: Sequence[Genotype],
+    *,
+    device: Device,
+    network: NetworkConfig,
+    cache_dir: Path,
+    protocol: ProtocolConfig | None = None,
+    show_progress: bool | None = None,
+) -> np.ndarray:
+    """(N,) end-to-end latency in ms of each genotype's network of size ``network`` on ``device``
+    (genotypes building the same network are timed once)."""
+    if not genotypes:
+        return np.zeros(0)
+    exporter = NetworkExporter(cache_dir, network)
+    fmt = device.options.model_format
+    paths = [exporter.export(g, fmt) for g in genotypes]
+    unique = list(dict.fromkeys(paths))
+    protocol = protocol or whole_network_protocol(device.spec.kind)
+    results = measure_networks(device, unique, protocol, input_shapes=[[exporter.input_shape()]] * len(unique),
+                               cache_dir=cache_dir, show_progress=show_progress)
+    return np.array([results[p.name].latency_ms for p in paths])
+
+
+def verify_pareto(
+    pareto: pd.DataFrame,
+    *,
+    device: Device,
+    network: NetworkConfig,
+    cache_dir: Path,
+    protocol: ProtocolConfig | None = None,
+    show_progress: bool | None = None,
+) -> pd.DataFrame:
+    """``pareto`` (rows with a ``genotype`` column in DARTS notation) with ``latency_measured_ms`` added
+    next to ``latency_ms`` (the prediction), and ``latency_error_pct`` where a prediction exists."""
+    if "genotype" not in pareto.columns:
+        raise UserInputError("the Pareto table has no 'genotype' column")
+    genotypes = [parse_genotype(str(text)) for text in pareto["genotype"]]
+    measured = measure_genotypes(genotypes, device=device, network=network, cache_dir=cache_dir, protocol=protocol,
+                                 show_progress=show_progress)
+    out = pareto.copy()
+    position = list(out.columns).index("latency_ms") + 1 if "latency_ms" in out.columns else len(out.columns)
+    out.insert(position, "latency_measured_ms", measured)
+    if "latency_ms" in out.columns:
+        predicted = pd.to_numeric(out["latency_ms"], errors="coerce").to_numpy(dtype=np.float64)
+        out.insert(position + 1, "latency_error_pct", relative_errors(predicted, measured) if measured.size else [])
+    return out
+
+
+def verify_pareto_file(
+    pareto_path: Path,
+    *,
+    device_spec: str,
+    network: NetworkConfig,
+    latency_table: str | None = None,
+    cache_dir: Path | None = None,
+    protocol: ProtocolConfig | None = None,
+    show_progress: bool | None = None,
+) -> pd.DataFrame:
+    """Times every model of a search's ``pareto.csv`` on ``device_spec`` and rewrites the file (atomically)
+    with ``latency_measured_ms`` beside the predicted ``latency_ms``. The device runs with the settings
+    of ``latency_table`` when that table was made on the same device (so the two numbers describe the
+    same thing), else with the defaults (ONNX Runtime, 1 thread)."""
+    from .._io import atomic_write_text
+    from ..profilers.device import open_device, parse_device_spec
+    from ..profilers.export_blocks import default_cache_dir
+    from ..profilers.table import LatencyTable
+
+    spec = parse_device_spec(device_spec)
+    options = DeviceOptions()
+    if latency_table and latency_table != "local":
+        meta = LatencyTable.load(latency_table).meta
+        if (meta.get("settings") or {}).get("device") == str(spec):
+            options = options_from_table(meta)
+    try:
+        pareto = pd.read_csv(pareto_path)
+    except (OSError, ValueError) as exc:
+        raise UserInputError(f"cannot read {pareto_path}: {exc}") from None
+    device = open_device(spec, options)
+    try:
+        verified = verify_pareto(pareto, device=device, network=network, cache_dir=cache_dir or default_cache_dir(),
+                                 protocol=protocol, show_progress=show_progress)
+    finally:
+        device.close()
+    atomic_write_text(pareto_path, verified.to_csv(index=False))
+    return verified
