@@ -1,0 +1,93 @@
+"""Statistics the experiments report: rank correlations with bootstrap intervals, paired comparisons,
+and the summary of a population's model sizes.
+
+SciPy (installed with scikit-learn) computes Kendall's tau-b, Spearman's rho and the Wilcoxon
+signed-rank test; only the bootstrap is written here, because it must draw from the experiment's own
+seeded generator so that a re-run reports the same interval.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import numpy as np
+from scipy import stats as scipy_stats
+
+__all__ = ["paired_comparison", "rank_correlation", "size_summary"]
+
+
+def _finite(value: float) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
+def rank_correlation(
+    x: Sequence[float], y: Sequence[float], *, rng: np.random.Generator, bootstrap: int = 2000
+) -> dict[str, Any]:
+    """Kendall's tau-b (and its p-value), Spearman's rho, and a percentile bootstrap 95% interval of tau
+    from ``bootstrap`` resamples of the pairs (resamples in which either side is constant are skipped);
+    None where fewer than 3 pairs, or a constant side, make them undefined."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    n = len(x)
+    result: dict[str, Any] = {"n": n, "kendall_tau": None, "kendall_p": None, "spearman_rho": None,
+                              "tau_ci95": [None, None]}  # fmt: skip
+    if n < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return result
+    tau = scipy_stats.kendalltau(x, y)
+    rho = scipy_stats.spearmanr(x, y)
+    taus = []
+    for _ in range(bootstrap):
+        index = rng.integers(0, n, size=n)
+        if np.ptp(x[index]) > 0 and np.ptp(y[index]) > 0:
+            taus.append(scipy_stats.kendalltau(x[index], y[index]).statistic)
+    low, high = (np.percentile(taus, [2.5, 97.5]) if taus else (math.nan, math.nan))
+    result.update(
+        kendall_tau=_finite(tau.statistic),
+        kendall_p=_finite(tau.pvalue),
+        spearman_rho=_finite(rho.statistic),
+        tau_ci95=[_finite(low), _finite(high)],
+    )
+    return result
+
+
+def paired_comparison(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = ("a", "b")) -> dict[str, Any]:
+    """``a`` against ``b`` pair by pair: their means (``mean_<name>``), the mean difference ``a - b`` with
+    its standard error, wins / losses / ties of ``a``, and the two-sided Wilcoxon signed-rank p-value
+    (None below 2 pairs or when every pair ties)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    diff = a - b
+    n = len(diff)
+    out: dict[str, Any] = {
+        "pairs": n,
+        f"mean_{names[0]}": _finite(a.mean()) if n else None,
+        f"mean_{names[1]}": _finite(b.mean()) if n else None,
+        "mean_difference": _finite(diff.mean()) if n else None,
+        "difference_se": _finite(diff.std(ddof=1) / math.sqrt(n)) if n >= 2 else None,
+        "wins": int((diff > 0).sum()),
+        "losses": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+        "wilcoxon_p": None,
+    }
+    if n >= 2 and np.any(diff != 0):
+        out["wilcoxon_p"] = _finite(scipy_stats.wilcoxon(a, b).pvalue)
+    return out
+
+
+def size_summary(params: Sequence[float], *, space: tuple[float, float], reference_q67: float) -> dict[str, float]:
+    """Summary of a population's model sizes: min, max, range, quartiles, and the shares of members in
+    the largest third of the space (``params >= lo + 2/3 (hi - lo)``) and above ``reference_q67`` (the
+    2/3 quantile of generation 0, i.e. the largest third of the starting population)."""
+    p = np.asarray(params, dtype=np.float64)
+    lo, hi = space
+    cut = lo + 2.0 / 3.0 * (hi - lo)
+    return {
+        "n": int(len(p)),
+        "params_min": float(p.min()),
+        "params_max": float(p.max()),
+        "params_range": float(p.max() - p.min()),
+        "params_q25": float(np.percentile(p, 25)),
+        "params_median": float(np.median(p)),
+        "params_q75": float(np.percentile(p, 75)),
+        "params_mean": float(p.mean()),
+        "share_top_third_space": float((p >= cut).mean()),
+        "share_top_third_gen0": float((p >= reference_q67).mean()),
+    }

@@ -1,0 +1,45 @@
+"""A tiny real ImageFolder tree (JPEG files, 4 colour classes) and the tiny experiment scale the smoke
+tests run at: a 3-cell SuperNet of 4 channels on 8x8 images, 4 individuals, 2 generations."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+#: Flags every smoke run shares (the search part is the same, so the experiments share one search).
+TINY_SEARCH = [
+    "--train-per-class", "20", "--input-size", "8", "--threads", "1",
+    "--search-C", "4", "--search-layers", "3", "--search-population", "4", "--search-generations", "2",
+    "--search-evolve-every", "1", "--search-warmup", "1", "--search-batch-size", "16", "--search-val-batches", "1",
+]  # fmt: skip
+TINY_TRAIN = ["--train-C", "4", "--train-layers", "3", "--train-epochs", "1", "--train-steps-per-epoch", "2",
+              "--train-batch-size", "16"]  # fmt: skip
+
+
+def write_image_folder(root: Path, *, classes: int = 4, train: int = 24, test: int = 8, side: int = 12) -> Path:
+    """``root/train/<class>/*.jpg`` and ``root/test/<class>/*.jpg``: noisy images of one colour per class."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    colours = rng.integers(30, 225, size=(classes, 3))
+    for split, count in (("train", train), ("test", test)):
+        for c in range(classes):
+            folder = root / split / f"class{c}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(count):
+                pixels = np.clip(colours[c][None, None, :] + rng.normal(0, 35, (side, side, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{i:04d}.jpg")
+    return root
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_image_folder(tmp_path_factory.mktemp("imagefolder") / "tiny")
+
+
+@pytest.fixture(scope="session")
+def shared_dirs(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) -> list[str]:
+    """Data, cache and work folders shared by the smoke runs, so a search made by one is reused by the next."""
+    base = tmp_path_factory.mktemp("experiments")
+    return ["--data-root", str(image_folder), "--cache-dir", str(base / "cache"), "--work-dir", str(base / "work")]

@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+
+from experiments.stats import paired_comparison, rank_correlation, size_summary
+
+
+def test_rank_correlation_of_monotonic_reversed_and_constant_data():
+    rng = np.random.default_rng(0)
+    x = np.arange(10.0)
+    same = rank_correlation(x, x ** 2, rng=rng, bootstrap=200)
+    assert same["kendall_tau"] == pytest.approx(1.0) and same["spearman_rho"] == pytest.approx(1.0)
+    assert same["tau_ci95"] == [pytest.approx(1.0), pytest.approx(1.0)] and same["kendall_p"] < 0.001
+    assert rank_correlation(x, -x, rng=rng, bootstrap=50)["kendall_tau"] == pytest.approx(-1.0)
+    assert rank_correlation(x, np.ones(10), rng=rng)["kendall_tau"] is None
+    assert rank_correlation([1.0, 2.0], [2.0, 1.0], rng=rng)["kendall_tau"] is None
+    # One swapped pair among 45: tau = (44 - 1) / 45.
+    swapped = x.copy()
+    swapped[[3, 4]] = swapped[[4, 3]]
+    result = rank_correlation(x, swapped, rng=np.random.default_rng(1), bootstrap=300)
+    assert result["kendall_tau"] == pytest.approx(43 / 45)
+    low, high = result["tau_ci95"]
+    assert low <= 43 / 45 <= high
+
+
+def test_paired_comparison_counts_and_means():
+    out = paired_comparison([0.5, 0.6, 0.7, 0.4], [0.4, 0.6, 0.5, 0.5], names=("cars", "random"))
+    assert out["pairs"] == 4 and (out["wins"], out["losses"], out["ties"]) == (2, 1, 1)
+    assert out["mean_cars"] == pytest.approx(0.55) and out["mean_random"] == pytest.approx(0.5)
+    assert out["mean_difference"] == pytest.approx(0.05) and 0 < out["wilcoxon_p"] <= 1
+    assert paired_comparison([0.5], [0.5])["wilcoxon_p"] is None
+
+
+def test_size_summary_shares():
+    summary = size_summary([10, 20, 30, 40, 90, 100], space=(0, 120), reference_q67=35)
+    assert summary["params_range"] == 90 and summary["params_median"] == 35
+    assert summary["share_top_third_space"] == pytest.approx(2 / 6)  # >= 80
+    assert summary["share_top_third_gen0"] == pytest.approx(3 / 6)  # >= 35
