@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv clean
 
 venv: $(STAMP)
 
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cars-search --objective latency --latency-table local --verify-on local --out runs/demo --overwrite
+	$(BIN)/cars-search --objective latency --device local --verify-on local --out runs/demo --overwrite
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
