@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -208,10 +207,7 @@ def _parser() -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    began = time.perf_counter()
-    status = main_wrapper(NAME.replace("_", "-"), _run, _parser(), argv)
-    log.info("%s finished in %.0f s (exit %d)", NAME, time.perf_counter() - began, status)
-    return status
+    return main_wrapper(NAME, _run, _parser(), argv)
 
 
 if __name__ == "__main__":

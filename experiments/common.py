@@ -13,6 +13,7 @@ import logging
 import os
 import platform
 import sys
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -113,10 +114,14 @@ def run_info(experiment: Experiment) -> dict[str, Any]:
     }
 
 
-def main_wrapper(prog: str, body: Callable[[argparse.Namespace], int | None], parser: CliParser,
+def main_wrapper(name: str, body: Callable[[argparse.Namespace], int | None], parser: CliParser,
                  argv: Sequence[str] | None) -> int:
-    """Runs ``body`` with one-line errors and exit codes; log lines carry the time and the logger's name
-    (``cars_deploy.search`` for a search's per-generation lines, ``experiments`` for this package's)."""
+    """Runs experiment ``name``'s ``body`` with one-line errors and exit codes, and logs its wall time; log
+    lines carry the time and the logger's name (``cars_deploy.search`` for a search's per-generation
+    lines, ``experiments`` for this package's)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
                         stream=sys.stderr)
-    return run_command(prog, body, parser, argv)
+    began = time.perf_counter()
+    status = run_command(name.replace("_", "-"), body, parser, argv)
+    logging.getLogger("experiments").info("%s finished in %.0f s (exit %d)", name, time.perf_counter() - began, status)
+    return status
