@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_torch_save"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "safe_torch_load"]
 
 
 def _current_umask() -> int:
@@ -54,3 +54,24 @@ def atomic_torch_save(path: str | os.PathLike[str], obj: Any) -> None:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def safe_torch_load(source: str | os.PathLike[str] | io.BytesIO, *, name: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(..., weights_only=True)``; a truncated, corrupt or unsafe file is a one-line
+    ``CheckpointError`` naming ``name`` and the first sentence of torch's reason."""
+    import pickle
+    import zipfile
+
+    import torch
+
+    from .errors import CheckpointError
+
+    try:
+        return torch.load(source, map_location=map_location, weights_only=True)
+    except PermissionError as exc:
+        raise CheckpointError(f"cannot read {name}: {exc.strerror or exc}") from None
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as exc:
+        # A cut-off zip archive surfaces as an OSError (EINVAL on seek) or a RuntimeError of the zip
+        # reader, whose later sentences are advice for PyTorch developers: keep the first one.
+        reason = " ".join(str(exc).split()).split(". ")[0][:160] or type(exc).__name__
+        raise CheckpointError(f"{name} is truncated or corrupt and cannot be read ({reason})") from None

@@ -15,15 +15,13 @@ search checkpoint, or made by a different config raises ``CheckpointError`` with
 from __future__ import annotations
 
 import io
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .._io import atomic_torch_save
+from .._io import atomic_torch_save, safe_torch_load
 from ..errors import CheckpointError
 from .config import SearchConfig
 
@@ -69,12 +67,8 @@ def load_checkpoint(
     path = Path(path)
     if raw is None and not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        source = io.BytesIO(raw) if raw is not None else path
-        data = torch.load(source, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile, KeyError) as exc:
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise CheckpointError(f"{path} is corrupt or truncated and cannot be read ({reason})") from None
+    source = io.BytesIO(raw) if raw is not None else path
+    data = safe_torch_load(source, name=str(path), map_location=map_location)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a cars-search checkpoint")
     if data.get("version") != VERSION:

@@ -15,15 +15,13 @@ stored, so files are read with ``torch.load(weights_only=True)``: a checkpoint c
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
 
-from .._io import atomic_torch_save
+from .._io import atomic_torch_save, safe_torch_load
 from ..errors import CheckpointError, GenotypeError
 from ..space import GENOTYPES, Genotype, NetworkConfig, parse_genotype
 
@@ -121,14 +119,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except PermissionError as exc:
-        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, KeyError, OSError) as exc:
-        # A cut-off zip archive surfaces as an OSError (EINVAL on seek), others as unpickling errors.
-        reason = " ".join(str(exc).split())[:160] or type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path}: truncated or corrupt ({reason})") from None
+    data = safe_torch_load(path, name=f"checkpoint {path}", map_location=map_location)
     return Checkpoint.from_dict(data, source=str(path))
 
 

@@ -43,4 +43,4 @@ def test_a_damaged_run_fails_with_the_commands_exit_code(image_folder, tmp_path,
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(RunError) as caught:
         run_search(argv, work_dir=tmp_path, name="pnsga3", threads=1, device="cpu")
-    assert caught.value.exit_code == 2 and "corrupt or truncated" in capsys.readouterr().err
+    assert caught.value.exit_code == 2 and "truncated or corrupt" in capsys.readouterr().err

@@ -53,7 +53,7 @@ def test_resume_refuses_new_settings_and_out_refuses_an_existing_run(tmp_path, c
     _one_line_error(capsys, 2, ["--resume", run, "--population", "8"], "drop --population")
     _one_line_error(capsys, 2, ["--out", run, *TINY], "already holds a search")
     (tmp_path / "run" / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    _one_line_error(capsys, 2, ["--resume", run], "corrupt or truncated")
+    _one_line_error(capsys, 2, ["--resume", run], "truncated or corrupt")
     (tmp_path / "run" / "notes.txt").write_text("mine")
     assert main(["--out", run, *TINY, "--max-generations", "0", "--overwrite", "--seed", "5"]) == 0
     assert json.loads((tmp_path / "run" / "config.json").read_text())["search"]["seed"] == 5
