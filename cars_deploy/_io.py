@@ -12,13 +12,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "safe_torch_load"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "default_file_mode", "safe_torch_load"]
 
 
-def _current_umask() -> int:
+def default_file_mode() -> int:
+    """The permissions a plain ``open`` gives a new file: 0666 less the process umask."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
@@ -31,7 +32,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_current_umask())
+        os.chmod(tmp, mode if mode is not None else default_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

@@ -2,11 +2,10 @@
 switch), saved as PNG atomically at a modest resolution so the committed files stay small."""
 from __future__ import annotations
 
-import io
-from pathlib import Path
 from typing import Any
 
-from cars_deploy._io import atomic_write_bytes
+from cars_deploy.search import plots as search_plots
+from cars_deploy.search.plots import save_figure
 
 __all__ = ["new_figure", "save_figure", "SELECTION_STYLE"]
 
@@ -18,18 +17,5 @@ SELECTION_STYLE: dict[str, dict[str, str]] = {
 
 
 def new_figure(width: float = 6.4, height: float = 4.6) -> Any:
-    """A matplotlib ``Figure`` attached to an Agg canvas."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure: Any, path: Path) -> Path:
-    """Writes ``figure`` to ``path`` as PNG (atomically)."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    """A matplotlib ``Figure`` on an Agg canvas, at the experiments' 100 dpi."""
+    return search_plots.new_figure(width, height, dpi=100)

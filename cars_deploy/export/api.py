@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .._io import default_file_mode
 from ..errors import UserInputError
 from ..train.model_card import build_model_card, write_model_card
 from ..train.outputs import prepare_output_dir
@@ -150,7 +151,7 @@ def _commit(item: _Staged, out: Path, config: ExportConfig, base_card: dict[str,
     """Renames a verified file to its final name (atomic) and writes its model card beside it."""
     exporter = item.exporter
     final = out / f"{config.name}{exporter.suffix}"
-    os.chmod(item.tmp, _file_mode())  # mkstemp makes it private; a shipped model is an ordinary file
+    os.chmod(item.tmp, default_file_mode())  # mkstemp makes it private; a shipped model is an ordinary file
     os.replace(item.tmp, final)
     card = dict(base_card)
     card["export"] = {
@@ -206,12 +207,6 @@ def _metadata(card: dict[str, Any]) -> dict[str, str]:
         "weights": card["weights"],
         "producer": f"cars-deploy {card['cars_deploy_version']}",
     }
-
-
-def _file_mode() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def _check_name(name: str) -> None:

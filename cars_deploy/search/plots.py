@@ -14,27 +14,30 @@ import numpy as np
 
 from .._io import atomic_write_bytes
 
-__all__ = ["plot_generations", "plot_pareto"]
+__all__ = ["new_figure", "plot_generations", "plot_pareto", "save_figure"]
 
 
-def _figure(width: float = 6.4, height: float = 4.6) -> Any:
+def new_figure(width: float = 6.4, height: float = 4.6, *, dpi: int = 110) -> Any:
+    """A matplotlib ``Figure`` on an Agg canvas (no display, no global pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), dpi=110)
+    figure = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
 
 
-def _save(figure: Any, path: Path) -> None:
+def save_figure(figure: Any, path: Path) -> Path:
+    """Writes ``figure`` to ``path`` as PNG, atomically."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     atomic_write_bytes(path, buffer.getvalue())
+    return path
 
 
 def plot_generations(history: Sequence[Mapping[str, Any]], path: Path, *, cost: str, label: str, scale: float) -> None:
     """The selected population of each generation on (``cost`` x ``scale``, accuracy), coloured by generation."""
-    figure = _figure()
+    figure = new_figure()
     axes = figure.add_subplot()
     generations = [record["generation"] for record in history]
     last = max(generations) if generations else 0
@@ -55,7 +58,7 @@ def plot_generations(history: Sequence[Mapping[str, Any]], path: Path, *, cost: 
     axes.set_ylabel("validation accuracy (%)")
     axes.set_title("population per generation")
     axes.grid(alpha=0.3)
-    _save(figure, path)
+    save_figure(figure, path)
 
 
 def plot_pareto(
@@ -69,7 +72,7 @@ def plot_pareto(
     title: str = "final population and Pareto front",
 ) -> None:
     """The population (grey) and its Pareto set (line) on (``cost``, accuracy)."""
-    figure = _figure()
+    figure = new_figure()
     axes = figure.add_subplot()
     axes.scatter(
         np.asarray(population[cost], dtype=float) * scale,
@@ -85,4 +88,4 @@ def plot_pareto(
     axes.set_title(title)
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
-    _save(figure, path)
+    save_figure(figure, path)
