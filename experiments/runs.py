@@ -12,7 +12,10 @@ of the command's settings, so:
 The commands are called in-process through their ``main(argv)`` (the same code path as the console
 scripts, with the same one-line errors); a failed command raises ``RunError``. An advisory lock
 (``fcntl.flock`` on ``<folder>.lock``) stops two experiment processes from writing the same run at
-once; the kernel releases it when a process dies, so a killed run never leaves a stale lock.
+once; the kernel releases it when a process dies, so a killed run never leaves a stale lock. Two
+experiments may therefore run side by side (experiments 2 and 3 on one core each): a search held by
+the other process is waited for, and a retraining run it holds is put off until the end of the list
+and then waited for, so neither process trains a model twice or idles while there is other work.
 """
 from __future__ import annotations
 
@@ -29,12 +32,13 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
-from cars_deploy.errors import CarsError, UserInputError
+from cars_deploy.errors import CarsError
 from cars_deploy.search.rundir import RunDir
 
 from .records import ResultsDir
 
 __all__ = [
+    "RunBusy",
     "RunError",
     "SearchRun",
     "TrainedModel",
@@ -77,15 +81,24 @@ def command_text(prog: str, argv: Sequence[str]) -> str:
     return shlex.join([prog, *argv])
 
 
+class RunBusy(CarsError):
+    """Another experiment process is writing this run folder right now."""
+
+
 @contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
+def _locked(folder: Path, *, wait: bool) -> Iterator[None]:
+    """Holds the advisory lock of ``folder``. When another process holds it: waits for it (``wait``)
+    or raises ``RunBusy`` at once."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     lock_path = folder.with_name(folder.name + ".lock")
     with open(lock_path, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise UserInputError(f"{folder} is being written by another experiment process; wait for it to finish") from None
+            if not wait:
+                raise RunBusy(f"{folder} is being written by another experiment process") from None
+            log.info("waiting for another experiment process to finish %s", folder)
+            fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -112,12 +125,13 @@ def _finished(run: Path) -> bool:
 
 
 def run_search(argv: Sequence[str], *, work_dir: Path, name: str, threads: int, device: str) -> SearchRun:
-    """Runs (or resumes, or reuses) the ``cars-search`` run with settings ``argv`` under ``work_dir/searches``."""
+    """Runs (or resumes, or reuses) the ``cars-search`` run with settings ``argv`` under ``work_dir/searches``;
+    waits while another experiment process runs it, then reuses it."""
     from cars_deploy.cli.search import main as cars_search
 
     run = work_dir / "searches" / f"{name}-{run_key(argv)}"
     command = command_text("cars-search", [*argv, "--out", str(run)])
-    with _locked(run):
+    with _locked(run, wait=True):
         if _finished(run):
             return SearchRun(run, command, 0.0)
         extra = ["--threads", str(threads), "--device", device]
@@ -177,13 +191,15 @@ def train_command(argv: Sequence[str], *, work_dir: Path) -> str:
     return command_text("cars-train", [*argv, "--out", str(train_dir(argv, work_dir=work_dir))])
 
 
-def retrain(argv: Sequence[str], *, work_dir: Path, threads: int, device: str) -> TrainedModel:
-    """Trains (or resumes, or reuses) the ``cars-train`` run with settings ``argv`` under ``work_dir/train``."""
+def retrain(argv: Sequence[str], *, work_dir: Path, threads: int, device: str, wait: bool = True) -> TrainedModel:
+    """Trains (or resumes, or reuses) the ``cars-train`` run with settings ``argv`` under ``work_dir/train``.
+    While another experiment process trains it: waits and reuses its model, or raises ``RunBusy``
+    when ``wait`` is false."""
     from cars_deploy.cli.train import main as cars_train
 
     out = train_dir(argv, work_dir=work_dir)
     command = train_command(argv, work_dir=work_dir)
-    with _locked(out):
+    with _locked(out, wait=wait):
         if (out / "model_card.json").is_file():
             return _read_card(out, command, 0.0)
         torch.set_num_threads(threads)  # cars-train has no --threads flag; it keeps the process's setting
@@ -209,16 +225,25 @@ def train_each(
     """Retrains every item not yet in the JSONL file ``name`` of ``results`` (items are told apart by
     ``item[key]``), appending one record per model as soon as it is trained: the item's fields plus the
     card's test accuracy, size and cost. ``after_each`` gets all records so far after each model (and
-    once at the start), so the analysis is always up to date. Returns all records."""
+    once at the start), so the analysis is always up to date. A model that another experiment process
+    is training right now is put off until the others are done, then waited for. Returns all records."""
     records = results.read_jsonl(name)
     done = {record[key] for record in records}
     if after_each is not None and records:
         after_each(records)
-    for position, item in enumerate(items, start=1):
-        if item[key] in done:
-            continue
+    put_off: list[tuple[int, Mapping[str, Any]]] = []
+    queue = [(position, item, False) for position, item in enumerate(items, start=1) if item[key] not in done]
+    while queue or put_off:
+        if not queue:  # only models held by the other process are left: wait for each in turn
+            queue, put_off = [(position, item, True) for position, item in put_off], []
+        position, item, wait = queue.pop(0)
         log.info("retraining %d of %d (%s=%s)", position, len(items), key, item[key])
-        model = retrain(argv_of(item), work_dir=work_dir, threads=threads, device=device)
+        try:
+            model = retrain(argv_of(item), work_dir=work_dir, threads=threads, device=device, wait=wait)
+        except RunBusy:
+            log.info("another experiment process is training %s=%s; coming back to it later", key, item[key])
+            put_off.append((position, item))
+            continue
         record = {
             **item,
             "test_accuracy": model.test_accuracy,

@@ -1,12 +1,14 @@
 import fcntl
 import json
+import threading
 
 import pytest
 
 from cars_deploy.cli.search import main as cars_search
-from cars_deploy.errors import UserInputError
-from experiments.runs import RunError, run_key, run_search
-from experiments.scale import SearchScale
+import experiments.runs
+from experiments.records import ResultsDir
+from experiments.runs import RunError, run_key, run_search, train_dir, train_each
+from experiments.scale import SearchScale, TrainScale
 
 SCALE = SearchScale(C=4, layers=3, population=4, generations=2, evolve_every=1, warmup=1, batch_size=16, val_batches=1)
 
@@ -25,15 +27,54 @@ def test_a_stopped_search_is_resumed_and_a_finished_one_reused(image_folder, tmp
     assert result.command.startswith("cars-search --dataset imagefolder") and f"--out {run}" in result.command
 
 
-def test_a_run_held_by_another_process_is_refused(image_folder, tmp_path):
+def _hold(folder):
+    """Takes the lock of a run folder as another experiment process would; close the handle to release it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(folder.with_name(folder.name + ".lock"), "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle
+
+
+def test_a_search_held_by_another_process_is_waited_for(image_folder, tmp_path):
     argv = SCALE.argv(data_dir=image_folder, selection="nsga3", input_size=8)
     run = tmp_path / "searches" / f"nsga3-{run_key(argv)}"
-    run.parent.mkdir(parents=True)
-    with open(run.with_name(run.name + ".lock"), "a+") as held:
-        fcntl.flock(held, fcntl.LOCK_EX)
-        with pytest.raises(UserInputError, match="another experiment process"):
-            run_search(argv, work_dir=tmp_path, name="nsga3", threads=1, device="cpu")
-    assert not run.exists()
+    held = _hold(run)
+    finished = []
+    waiter = threading.Thread(target=lambda: finished.append(
+        run_search(argv, work_dir=tmp_path, name="nsga3", threads=1, device="cpu")))
+    waiter.start()
+    waiter.join(timeout=1.0)
+    assert waiter.is_alive() and not run.exists()  # it waits and writes nothing meanwhile
+    held.close()
+    waiter.join(timeout=120)
+    assert not waiter.is_alive() and len(finished[0].history()) == SCALE.generations + 1
+
+
+def test_a_model_held_by_another_process_is_put_off_then_waited_for(image_folder, tmp_path):
+    train = TrainScale(C=4, layers=3, epochs=1, steps_per_epoch=1, batch_size=8)
+    items = [{"model": name} for name in ("DARTS_V2", "CARS_A", "CARS_B")]
+
+    def argv_of(item):
+        return train.argv(item["model"], data_dir=image_folder, input_size=8)
+
+    held = _hold(train_dir(argv_of(items[0]), work_dir=tmp_path))
+    order = []
+    real_retrain = experiments.runs.retrain
+
+    def retrain_and_release(argv, **kwargs):
+        if not kwargs["wait"] and argv[0] != "DARTS_V2" and not order:
+            threading.Timer(0.5, held.close).start()  # the other process finishes while this one works
+        model = real_retrain(argv, **kwargs)
+        order.append(argv[0])
+        return model
+
+    results = ResultsDir(tmp_path / "results", {"test": 1})
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(experiments.runs, "retrain", retrain_and_release)
+        records = train_each(items, key="model", argv_of=argv_of, results=results, name="models.jsonl",
+                             work_dir=tmp_path, threads=1, device="cpu")
+    assert order == ["CARS_A", "CARS_B", "DARTS_V2"]  # the held model came last, not never
+    assert [r["model"] for r in results.read_jsonl("models.jsonl")] == order == [r["model"] for r in records]
 
 
 def test_a_damaged_run_fails_with_the_commands_exit_code(image_folder, tmp_path, capsys):
