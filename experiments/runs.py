@@ -231,32 +231,30 @@ def train_each(
     done = {record[key] for record in records}
     if after_each is not None and records:
         after_each(records)
-    put_off: list[tuple[int, Mapping[str, Any]]] = []
-    queue = [(position, item, False) for position, item in enumerate(items, start=1) if item[key] not in done]
-    while queue or put_off:
-        if not queue:  # only models held by the other process are left: wait for each in turn
-            queue, put_off = [(position, item, True) for position, item in put_off], []
-        position, item, wait = queue.pop(0)
-        log.info("retraining %d of %d (%s=%s)", position, len(items), key, item[key])
-        try:
-            model = retrain(argv_of(item), work_dir=work_dir, threads=threads, device=device, wait=wait)
-        except RunBusy:
-            log.info("another experiment process is training %s=%s; coming back to it later", key, item[key])
-            put_off.append((position, item))
-            continue
-        record = {
-            **item,
-            "test_accuracy": model.test_accuracy,
-            "test_images": model.test_images,
-            "params_trained": model.params,
-            "mult_adds_trained": model.mult_adds,
-            "train_seconds": round(model.train_seconds, 1),
-            "run": str(model.path),
-        }
-        results.append(name, record)
-        results.add_seconds("retraining", model.seconds)
-        records.append(record)
-        done.add(item[key])
-        if after_each is not None:
-            after_each(records)
+    todo = [(position, item) for position, item in enumerate(items, start=1) if item[key] not in done]
+    put_off = []
+    # First pass: skip what the other process holds. Second pass: wait for those, then reuse them.
+    for wait, batch in ((False, todo), (True, put_off)):
+        for position, item in batch:
+            log.info("retraining %d of %d (%s=%s)", position, len(items), key, item[key])
+            try:
+                model = retrain(argv_of(item), work_dir=work_dir, threads=threads, device=device, wait=wait)
+            except RunBusy:
+                log.info("another experiment process is training %s=%s; coming back to it later", key, item[key])
+                put_off.append((position, item))
+                continue
+            record = {
+                **item,
+                "test_accuracy": model.test_accuracy,
+                "test_images": model.test_images,
+                "params_trained": model.params,
+                "mult_adds_trained": model.mult_adds,
+                "train_seconds": round(model.train_seconds, 1),
+                "run": str(model.path),
+            }
+            results.append(name, record)
+            results.add_seconds("retraining", model.seconds)
+            records.append(record)
+            if after_each is not None:
+                after_each(records)
     return records
