@@ -3,7 +3,8 @@ from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, strip_auxi
 from .config import PRESET_NETWORK, PRESETS, TrainConfig
 from .model_card import build_model_card, read_model_card, write_model_card
 from .outputs import prepare_output_dir
-from .trainer import CARD_NAME, CHECKPOINT_NAME, MODEL_NAME, EpochRecord, Trainer, TrainResult, resolve_device
+from .records import EpochRecord, TrainingDivergedError, TrainResult
+from .trainer import CARD_NAME, CHECKPOINT_NAME, MODEL_NAME, Trainer
 
 __all__ = [
     "CARD_NAME",
@@ -15,12 +16,12 @@ __all__ = [
     "PRESET_NETWORK",
     "TrainConfig",
     "TrainResult",
+    "TrainingDivergedError",
     "Trainer",
     "build_model_card",
     "load_checkpoint",
     "prepare_output_dir",
     "read_model_card",
-    "resolve_device",
     "save_checkpoint",
     "strip_auxiliary",
     "write_model_card",

@@ -13,9 +13,8 @@ and drop path draw from the global torch generator, which the trainer seeds and 
 from __future__ import annotations
 
 import logging
-import math
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
 
@@ -26,22 +25,21 @@ from torch.utils.data import DataLoader, Subset
 
 from .._progress import progress
 from ..data import DatasetInfo, dataset_info, load_dataset
-from ..errors import CarsError, CheckpointError, DeviceError, UserInputError
+from ..errors import CheckpointError, UserInputError
 from ..space import Genotype, NetworkConfig, build_network
+from ..torch_device import resolve_torch_device
 from .checkpoint import Checkpoint, load_checkpoint, require_same_run, save_checkpoint, strip_auxiliary
 from .config import TrainConfig
+from .data_fit import training_network, usable_config
 from .model_card import build_model_card, write_model_card
 from .outputs import prepare_output_dir
+from .records import EpochRecord, TrainingDivergedError, TrainResult, describe_epoch
 
 __all__ = [
     "CHECKPOINT_NAME",
     "CARD_NAME",
     "MODEL_NAME",
-    "EpochRecord",
     "Trainer",
-    "TrainingDivergedError",
-    "TrainResult",
-    "resolve_device",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,52 +49,6 @@ MODEL_NAME = "model.pt"
 CARD_NAME = "model_card.json"
 
 ResumeFrom = Literal["auto", "never"] | Path
-
-
-class TrainingDivergedError(CarsError):
-    """The loss became NaN or infinite; a lower learning rate usually cures it (exit code 1)."""
-
-    exit_code = 1
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """What one epoch measured (kept in checkpoints and model cards)."""
-
-    epoch: int  # 1-based epoch number
-    lr: float  # learning rate used during the epoch
-    drop_path: float  # drop-path probability used during the epoch
-    train_loss: float  # mean training loss (auxiliary term included)
-    train_accuracy: float  # top-1 on the augmented training batches
-    test_accuracy: float | None  # top-1 on the test split after the epoch; None when not evaluated
-    seconds: float  # wall time of the epoch, evaluation included
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """The outcome of ``Trainer.fit``."""
-
-    test_accuracy: float  # top-1 on the test split after the last epoch
-    history: list[EpochRecord]  # every epoch of the run, resumed ones included
-    epochs_run: int  # epochs trained by this call (fewer than ``history`` after a resume)
-    resumed_from_epoch: int  # finished epochs found in the checkpoint; 0 for a fresh run
-    checkpoint_path: Path
-    model_path: Path
-    card_path: Path
-    card: dict[str, Any]
-
-
-def resolve_device(name: str | None) -> torch.device:
-    """``cpu``, ``cuda`` (or ``cuda:N``), or ``None`` for CUDA when available else CPU."""
-    if name is None or name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {name} asked for, but this PyTorch sees no CUDA GPU")
-        return torch.device(name)
-    raise UserInputError(f"unknown device {name!r}; expected cpu, cuda or cuda:N")
 
 
 class Trainer:
@@ -137,11 +89,11 @@ class Trainer:
                 f"has {self.info.num_classes} classes at {self.info.input_size}px"
             )
         self.notes: list[str] = []  # settings turned off for this data; logged when training starts
-        self.config = _usable_config(config, self.info, self.notes)
-        self.network = _training_network(network, self.config, self.notes)
+        self.config = usable_config(config, self.info, self.notes)
+        self.network = training_network(network, self.config, self.notes)
         if self.network.auxiliary is False and self.config.auxiliary_weight > 0:
             self.config = replace(self.config, auxiliary_weight=0.0)
-        self.device = resolve_device(device)
+        self.device = resolve_torch_device(device)
         if self.device.type == "cuda":
             # cuDNN's fastest algorithms are not deterministic: with them a resumed run (or any rerun)
             # drifts away from the uninterrupted one. Reproducible by default, fast on request.
@@ -150,8 +102,9 @@ class Trainer:
         self.workers = workers
         self.data_dir = data_dir
 
-        torch.manual_seed(self.config.seed)
-        self.model = build_network(genotype, self.network).to(self.device)
+        with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights; fit() seeds the rest
+            torch.manual_seed(self.config.seed)
+            self.model = build_network(genotype, self.network).to(self.device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -305,7 +258,7 @@ class Trainer:
             )
             history.append(record)
             save_checkpoint(checkpoint_path, self._checkpoint(epoch + 1, history))
-            log.info(_describe(record, self.config.epochs))
+            log.info(describe_epoch(record, self.config.epochs))
             if on_epoch_end is not None:
                 on_epoch_end(record)
 
@@ -397,33 +350,6 @@ class Trainer:
         return model_path, card_path, card
 
 
-# ----- helpers ------------------------------------------------------------------------------------------
-def _usable_config(config: TrainConfig, info: DatasetInfo, notes: list[str]) -> TrainConfig:
-    """Turns off, with a note, what the embedded 8x8 digits cannot use (it is served without augmentation)."""
-    if info.name == "digits" and (config.augment or config.cutout):
-        notes.append("the embedded digits (8x8) are trained without crop/flip augmentation and Cutout")
-        return replace(config, augment=False, cutout=0)
-    return config
-
-
-def _training_network(network: NetworkConfig, config: TrainConfig, notes: list[str]) -> NetworkConfig:
-    """``network`` with the auxiliary head on when its loss has weight and the input is big enough for it."""
-    wanted = replace(network, auxiliary=config.auxiliary_weight > 0)
-    try:
-        wanted.validate()
-    except ValueError as exc:
-        if not wanted.auxiliary:
-            raise UserInputError(str(exc)) from None
-        plain = replace(wanted, auxiliary=False)
-        try:
-            plain.validate()
-        except ValueError as plain_exc:
-            raise UserInputError(str(plain_exc)) from None
-        notes.append(f"training without the auxiliary head ({exc})")
-        return plain
-    return wanted
-
-
 def _resume_source(resume: ResumeFrom, checkpoint_path: Path) -> Path | None:
     if resume == "never":
         return None
@@ -433,12 +359,3 @@ def _resume_source(resume: ResumeFrom, checkpoint_path: Path) -> Path | None:
     if not path.is_file():
         raise CheckpointError(f"checkpoint to resume from not found: {path}")
     return path
-
-
-def _describe(record: EpochRecord, epochs: int) -> str:
-    test = "" if record.test_accuracy is None else f", test acc {100 * record.test_accuracy:.2f}%"
-    loss = record.train_loss if math.isfinite(record.train_loss) else float("nan")
-    return (
-        f"epoch {record.epoch}/{epochs}: lr {record.lr:.5f}, drop path {record.drop_path:.3f}, "
-        f"train loss {loss:.4f}, train acc {100 * record.train_accuracy:.2f}%{test} ({record.seconds:.1f}s)"
-    )
