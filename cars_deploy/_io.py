@@ -7,12 +7,36 @@ either the old file or the new one.
 from __future__ import annotations
 
 import io
+import math
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_torch_save", "default_file_mode", "safe_torch_load"]
+import numpy as np
+
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_torch_save",
+    "default_file_mode",
+    "json_safe",
+    "safe_torch_load",
+]
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` made writable as strict JSON: NaN and infinities become null (JSON has neither), numpy
+    scalars Python numbers, tuples lists and mapping keys strings; anything else is returned as is."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):  # numpy scalars: int, float, bool
+        return json_safe(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    return value
 
 
 def default_file_mode() -> int:

@@ -11,29 +11,15 @@ settings is refused, so results of two scales never mix in one table.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import pandas as pd
 
-from cars_deploy._io import atomic_write_text
+from cars_deploy._io import atomic_write_text, json_safe
 from cars_deploy.errors import UserInputError
 
-__all__ = ["ResultsDir", "json_safe"]
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` with NaN and infinities as None and tuples as lists (strict JSON)."""
-    if isinstance(value, float):
-        return None if math.isnan(value) or math.isinf(value) else value
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy scalars
-        return json_safe(value.item())
-    return value
+__all__ = ["ResultsDir"]
 
 
 class ResultsDir:
