@@ -54,7 +54,6 @@ def test_random_weights_of_a_published_genotype_onnx_and_ptl(tmp_path, caplog):
 
 
 def test_all_three_formats_of_a_trained_checkpoint(trained, tmp_path):
-    pytest.importorskip("executorch.runtime", reason="ExecuTorch is an optional extra: pip install 'cars-deploy[executorch]'")
     # checkpoint.pt is the resumable training state: its auxiliary head and optimizer are left behind.
     source = load_export_source(GENOTYPES.get("DARTS_V2"), checkpoint=trained / "checkpoint.pt")
     results = export_model(source, ExportConfig(formats=("onnx", "ptl", "pte"), out_dir=tmp_path))
