@@ -9,7 +9,6 @@ from collections import Counter
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Sequence
 
-from ..errors import UserInputError
 from ..space import GENOTYPES, Genotype, NetworkConfig, build_network, count_mult_adds, count_parameters
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
@@ -72,10 +71,7 @@ def _config(args: argparse.Namespace, table_network: NetworkConfig | None = None
         config = NetworkConfig.cifar(**changes)
     else:
         config = NetworkConfig.imagenet(**changes)
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    config.validate()
     return config
 
 

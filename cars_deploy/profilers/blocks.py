@@ -38,6 +38,7 @@ from ..space.edge_costs import EdgeCostTable, EdgeShape, edge_shape
 from ..space.genotype import NUM_NODES, Genotype
 from ..space.networks import CellPlan, NetworkConfig, cell_plan
 from ..space.primitives import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from ..space.stems import cifar_stem, imagenet_stem0, imagenet_stem1
 
 __all__ = [
     "BlockKey",
@@ -237,26 +238,6 @@ class _Empty(nn.Module):
         return x
 
 
-def _stem0(key: BlockKey) -> nn.Module:
-    # Mirrors NetworkImageNet.stem0 (space/networks.py); tests compare the two module by module.
-    C = key.C_out
-    return nn.Sequential(
-        nn.Conv2d(key.C_in, C // 2, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(C // 2),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(C),
-    )
-
-
-def _stem1(key: BlockKey) -> nn.Module:
-    return nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(key.C_in, key.C_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(key.C_out))
-
-
-def _stem(key: BlockKey) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(key.C_in, key.C_out, 3, padding=1, bias=False), nn.BatchNorm2d(key.C_out))
-
-
 def _head(key: BlockKey) -> nn.Module:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(key.C_in, key.C_out))
 
@@ -264,9 +245,9 @@ def _head(key: BlockKey) -> nn.Module:
 _STRUCTURE_BUILDERS: dict[str, Callable[[BlockKey], nn.Module]] = {
     "relu_conv_bn": lambda k: ReLUConvBN(k.C_in, k.C_out, 1, 1, 0),
     "factorized_reduce": lambda k: FactorizedReduce(k.C_in, k.C_out),
-    "stem": _stem,
-    "stem0": _stem0,
-    "stem1": _stem1,
+    "stem": lambda k: cifar_stem(k.C_in, k.C_out),
+    "stem0": lambda k: imagenet_stem0(k.C_in, k.C_out),
+    "stem1": lambda k: imagenet_stem1(k.C_in, k.C_out),
     "head": _head,
     "add": lambda k: _Add(),
     "concat": lambda k: _Concat(),
