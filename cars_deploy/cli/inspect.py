@@ -1,40 +1,22 @@
 """``cars-inspect``: parameters, mult-adds, a cell summary and (with ``--latency-table``) the predicted
-latency of any genotype's network."""
+latency of any genotype's network; the reports come from ``latency.summary``, this module reads the
+arguments and prints them."""
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from collections import Counter
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-from ..errors import UserInputError
-from ..space import GENOTYPES, Genotype, NetworkConfig, build_network, count_mult_adds, count_parameters
+from ..latency.predictor import table_network
+from ..latency.summary import genotype_reports
+from ..profilers.table import LatencyTable
+from ..space import GENOTYPES, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
 
-if TYPE_CHECKING:
-    from ..profilers.table import LatencyTable
-
-__all__ = ["main", "inspect_genotype"]
-
-
-def inspect_genotype(genotype: Genotype, config: NetworkConfig) -> dict[str, Any]:
-    """Params, mult-adds and per-cell op counts of ``genotype``'s network of size ``config``."""
-    network = build_network(genotype, config)
-    return {
-        "genotype": str(genotype),
-        "network": config.kind,
-        "C": config.C,
-        "layers": config.layers,
-        "input_size": config.input_size,
-        "num_classes": config.num_classes,
-        "params": count_parameters(network),
-        "mult_adds": count_mult_adds(network, input_size=config.input_size, in_channels=config.in_channels),
-        "normal_ops": dict(Counter(op for op, _ in genotype.normal)),
-        "reduce_ops": dict(Counter(op for op, _ in genotype.reduce)),
-    }
+__all__ = ["main"]
 
 
 def _parser() -> CliParser:
@@ -59,60 +41,36 @@ def _parser() -> CliParser:
     return parser
 
 
-def _config(args: argparse.Namespace, table_network: NetworkConfig | None = None) -> NetworkConfig:
+def _config(args: argparse.Namespace, table_config: NetworkConfig | None = None) -> NetworkConfig:
     changes = {
         key: value
         for key, value in (("C", args.C), ("layers", args.layers), ("num_classes", args.classes), ("input_size", args.input_size))
         if value is not None
     }
-    if args.network is None and table_network is not None:
+    if args.network is None and table_config is not None:
         # With a latency table and no --network, inspect the network the table was made for.
-        config = replace(table_network, **changes)
+        config = replace(table_config, **changes)
     elif (args.network or "cifar") == "cifar":
         config = NetworkConfig.cifar(**changes)
     else:
         config = NetworkConfig.imagenet(**changes)
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    config.validate()
     return config
 
 
 def _run(args: argparse.Namespace) -> int:
-    table = None
-    if args.latency_table is not None:
-        from ..latency.predictor import table_network
-        from ..profilers.table import LatencyTable
-
-        table = LatencyTable.load(args.latency_table)
+    table = LatencyTable.load(args.latency_table) if args.latency_table is not None else None
     config = _config(args, table_network(table) if table is not None else None)
     specs = GENOTYPES.names() if args.all else args.genotype
-    genotypes = [(resolve_genotype(spec), describe_genotype_spec(spec)) for spec in specs]
-    reports = [{"name": name, **inspect_genotype(genotype, config)} for genotype, name in genotypes]
-    if table is not None:
-        reports = _with_latency(reports, [g for g, _ in genotypes], table, config)
+    genotypes = [resolve_genotype(spec) for spec in specs]
+    reports = [{"name": describe_genotype_spec(spec), **report}
+               for spec, report in zip(specs, genotype_reports(genotypes, config, table=table))]
     if args.json:
         for report in reports:
             print(json.dumps(report))
         return 0
     _print_table(reports, config)
     return 0
-
-
-def _with_latency(
-    reports: list[dict[str, Any]], genotypes: list[Genotype], table: LatencyTable, config: NetworkConfig
-) -> list[dict[str, Any]]:
-    """Adds the predicted latency (one vectorised call for all genotypes) to each report."""
-    from ..latency.predictor import LatencyPredictor
-
-    predictor = LatencyPredictor(table, network=config)
-    predicted = predictor.predict(genotypes)
-    block_sum = predictor.block_sum(genotypes)
-    extra = {"latency_table": str(table.path), "latency_device": table.meta.get("settings", {}).get("device"),
-             "latency_calibrated": predictor.calibrated}
-    return [{**r, "latency_ms": float(p), "latency_block_sum_ms": float(b), **extra}
-            for r, p, b in zip(reports, predicted, block_sum)]
 
 
 def _print_table(reports: list[dict[str, Any]], config: NetworkConfig) -> None:

@@ -3,8 +3,9 @@
 - ``predictor``: ``LatencyPredictor`` (vectorised over genotype encodings) for a table and a network;
 - ``calibration``: the linear (or per-op-family) correction fitted on measured whole networks;
 - ``networks`` / ``baselines``: the whole networks to time (random, published, torchvision baselines);
-- ``validation``: ``calibrate_table``, what ``cars-profile --calibrate N`` runs; ``metrics``: MAPE,
-  share within +-5/10%, Kendall's tau; ``report``: CSV + JSON + scatter PNG;
+- ``validation``: ``calibrate_table``, what ``cars-profile --calibrate N`` runs; ``scoring``: its fit on
+  some networks and scores on the others; ``metrics``: MAPE, share within +-5/10%, Kendall's tau and the
+  targets; ``report``: CSV + JSON + scatter PNG;
 - ``objective``: the search's ``latency`` cost (registered in ``search.objectives.COSTS`` when the
   search imports it; not imported here, so that the latency tools do not load the search);
   ``host``: this computer's table on first use; ``verify``: timing Pareto models end to end.

@@ -1,9 +1,10 @@
-"""How well one set of latencies agrees with another: the figures the latency issue is judged by.
+"""How well one set of latencies agrees with another, and the figures a calibrated predictor must reach.
 
 The same function scores a prediction against a measurement and a second measurement against the
 first (the noise ceiling: no predictor can agree with a measurement better than the measurement
-agrees with itself when repeated). nn-Meter, the anchor, reports the share of models within +-10%;
-the search cares about ranks, so Kendall's tau is reported too (``scipy.stats.kendalltau``, tau-b).
+agrees with itself when repeated). nn-Meter reports the share of models within +-10%, so that is the
+headline figure; the search cares about ranks, so Kendall's tau is reported too
+(``scipy.stats.kendalltau``, tau-b). ``TARGETS`` are the held-out figures ``meets_targets`` checks.
 """
 from __future__ import annotations
 
@@ -14,7 +15,11 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.stats import kendalltau
 
-__all__ = ["Agreement", "agreement", "relative_errors"]
+__all__ = ["TARGETS", "Agreement", "agreement", "meets_targets", "relative_errors"]
+
+#: Held-out figures a calibrated predictor must reach before a search relies on it: at least 95% of
+#: the networks within +-10%, MAPE at most 5%, Kendall's tau at least 0.8, over at least 40 networks.
+TARGETS: dict[str, float] = {"within_10": 0.95, "mape_pct": 5.0, "kendall_tau": 0.8, "held_out": 40}
 
 
 @dataclass(frozen=True)
@@ -65,4 +70,17 @@ def agreement(predicted: Sequence[float] | np.ndarray, reference: Sequence[float
         within_10=float((absolute <= 10.0).mean()),
         kendall_tau=tau,
         rmse_ms=float(np.sqrt(np.mean((predicted - reference) ** 2))),
+    )
+
+
+def meets_targets(held_out: dict[str, Any]) -> bool:
+    """Whether held-out figures (``Agreement.as_dict()``; a missing or None figure fails) meet ``TARGETS``."""
+    def value(key: str, missing: float) -> float:
+        return missing if held_out.get(key) is None else float(held_out[key])
+
+    return (
+        value("n", 0) >= TARGETS["held_out"]
+        and value("within_10", 0.0) >= TARGETS["within_10"]
+        and value("mape_pct", math.inf) <= TARGETS["mape_pct"]
+        and value("kendall_tau", -1.0) >= TARGETS["kendall_tau"]
     )

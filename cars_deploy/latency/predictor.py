@@ -10,9 +10,10 @@ differently: one call overhead instead of one per block, layout conversions at b
 ReLU/Add fusion across them).
 
 Both the sum and the calibration are linear in per-group block sums, so a population is scored with
-one gather over its integer encodings (``Genotype.encode()``): for each feature group ``g`` the
-table gives ``W_g[cell, op, reads_node]``, the latency one edge adds, and a constant for the
-genotype-independent blocks; a network's feature is the constant plus its 16 edges' entries. No
+one gather over its integer encodings (``Genotype.encode()``): for the feature groups the block
+counts (``BlockIndex.counts_table``) weighted by the table's latencies give an ``EdgeCostTable``
+(``space/edge_costs.py``) of the latency one edge adds per group, and a base for the
+genotype-independent blocks; a network's features are the base plus its 16 edges' entries. No
 Python loop runs per genotype when encodings are given (>= 10,000 genotypes per second is the
 target; ``benchmarks/bench_latency.py`` measures it).
 """
@@ -29,6 +30,7 @@ import numpy as np
 from ..errors import UserInputError
 from ..profilers.blocks import BLOCK_KINDS, BlockIndex, block_index
 from ..profilers.table import LatencyTable, TableError
+from ..space.edge_costs import EdgeCostTable
 from ..space.genotype import ENCODING_LENGTH, Genotype
 from ..space.networks import NetworkConfig
 from ..space.primitives import PRIMITIVES
@@ -131,7 +133,7 @@ class LatencyPredictor:
         # block of this network's space has no row.
         self.latencies = table.vector(self.index.keys, config=self.network)
         self.fingerprint = table_fingerprint(self.index.keys, self.latencies)
-        self._features: dict[tuple[tuple[str, ...], ...], tuple[np.ndarray, np.ndarray]] = {}
+        self._features: dict[tuple[tuple[str, ...], ...], EdgeCostTable] = {}
         if isinstance(calibration, str):
             if calibration != "table":
                 raise ValueError(f"calibration must be 'table', None or a Calibration, not {calibration!r}")
@@ -171,13 +173,8 @@ class LatencyPredictor:
         codes = encode_genotypes(genotypes)
         key = tuple(tuple(g) for g in groups)
         if key not in self._features:
-            self._features[key] = self._group_weights(key)
-        constant, weights = self._features[key]
-        if codes.shape[0] == 0:
-            return np.zeros((0, len(key)))
-        inputs, ops = codes[:, 0::2], codes[:, 1::2]
-        cell = _CELL_OF_EDGE
-        return constant[None, :] + weights[cell[None, :], ops, (inputs >= 2).astype(np.int64)].sum(axis=1)
+            self._features[key] = self._group_table(key)
+        return self._features[key].total(codes)
 
     def describe(self) -> dict[str, Any]:
         """What this predictor predicts with, for reports and ``cars-inspect``."""
@@ -190,13 +187,11 @@ class LatencyPredictor:
         }
 
     # ----- helpers ------------------------------------------------------------------------------------
-    def _group_weights(self, groups: tuple[tuple[str, ...], ...]) -> tuple[np.ndarray, np.ndarray]:
-        """Per group: the constant part (G,) and the latency one edge adds, (2, n_ops, 2, G)."""
+    def _group_table(self, groups: tuple[tuple[str, ...], ...]) -> EdgeCostTable:
+        """The block sum of each group of block kinds as an edge-cost table: base (G,), edges (2, n_ops, 2, G)."""
         kinds = np.array([k.kind for k in self.index.keys])
         masked = np.stack([np.where(np.isin(kinds, list(g)), self.latencies, 0.0) for g in groups])  # (G, n_keys)
-        constant = masked @ self.index.constant.astype(np.float64)
-        weights = self.index.edges.astype(np.float64) @ masked.T
-        return constant, weights
+        return self.index.counts_table.weighted(masked)
 
     def _stored_calibration(self) -> Calibration | None:
         calibration = read_calibration(self.table.meta, network_id(self.network))
@@ -219,6 +214,3 @@ class LatencyPredictor:
         if unknown:
             raise UserInputError(f"calibration names unknown block kinds {', '.join(unknown)}")
 
-
-#: Cell of each of the 16 edges of an encoding: 8 normal, then 8 reduction.
-_CELL_OF_EDGE = np.repeat(np.arange(2), ENCODING_LENGTH // 4)

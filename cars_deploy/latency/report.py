@@ -3,7 +3,9 @@
 Written into one folder (by default ``NAME.calibration/`` beside the table): ``networks.csv`` (one row
 per timed network: block sum, prediction, both measured passes and the errors), ``summary.json``
 (the held-out figures next to the repeat-measurement ceiling, the fit, the calibration) and
-``scatter.png``. Files are written atomically; the plot uses matplotlib's Agg backend (no display).
+``scatter.png``. Files are written atomically; the plot is drawn as every figure of the package is
+(``cars_deploy._figures``). The report reads only the per-network frame and the summary, so it knows
+nothing of how they were measured (``validation.py`` calls it).
 """
 from __future__ import annotations
 
@@ -11,14 +13,13 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from .._figures import figure_png, new_figure
 from .._io import atomic_write_bytes, atomic_write_text
-
-if TYPE_CHECKING:
-    from .validation import ValidationResult
 
 __all__ = ["write_report", "format_summary", "plot_scatter", "REPORT_FILES"]
 
@@ -26,72 +27,63 @@ __all__ = ["write_report", "format_summary", "plot_scatter", "REPORT_FILES"]
 REPORT_FILES: dict[str, str] = {"networks": "networks.csv", "summary": "summary.json", "scatter": "scatter.png"}
 
 
-def write_report(result: "ValidationResult", folder: Path) -> dict[str, Path]:
-    """Writes the three report files into ``folder``; returns their paths by kind."""
+def write_report(frame: pd.DataFrame, summary: dict[str, Any], folder: Path) -> dict[str, Path]:
+    """Writes the three report files of a calibration (its per-network ``frame`` and its ``summary``)
+    into ``folder``; returns their paths by kind."""
     folder = Path(folder)
     paths = {kind: folder / name for kind, name in REPORT_FILES.items()}
     buffer = io.StringIO()
-    result.frame.to_csv(buffer, index=False, float_format="%.6g")
+    frame.to_csv(buffer, index=False, float_format="%.6g")
     atomic_write_text(paths["networks"], buffer.getvalue())
-    atomic_write_text(paths["summary"], json.dumps(_jsonable(result.summary), indent=1) + "\n")
-    atomic_write_bytes(paths["scatter"], plot_scatter(result))
+    atomic_write_text(paths["summary"], json.dumps(_jsonable(summary), indent=1) + "\n")
+    atomic_write_bytes(paths["scatter"], plot_scatter(frame, summary))
     return paths
 
 
-def plot_scatter(result: "ValidationResult") -> bytes:
+def plot_scatter(frame: pd.DataFrame, summary: dict[str, Any]) -> bytes:
     """PNG bytes: predicted against measured latency per network (fit, held-out random, published),
     the second measurement against the first (the noise ceiling), the identity and +-10% lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    frame = result.frame[result.frame["source"] != "baseline"]
-    figure, axis = plt.subplots(figsize=(6.4, 6.0), dpi=120)
-    try:
-        if frame["repeat_ms"].notna().any():
-            axis.scatter(frame["measured_ms"], frame["repeat_ms"], marker="x", s=18, color="0.6",
-                         label="2nd measurement (y) vs 1st (x)", zorder=1)
-        fit = frame[frame["role"] == "fit"]
-        held_random = frame[(frame["role"] == "validate") & (frame["source"] == "random")]
-        published = frame[frame["source"] == "published"]
-        axis.scatter(fit["measured_ms"], fit["predicted_ms"], facecolors="none", edgecolors="tab:blue", s=28,
-                     label=f"fit ({len(fit)})", zorder=2)
-        axis.scatter(held_random["measured_ms"], held_random["predicted_ms"], color="tab:blue", s=22,
-                     label=f"held-out random ({len(held_random)})", zorder=3)
-        axis.scatter(published["measured_ms"], published["predicted_ms"], color="tab:red", marker="^", s=34,
-                     label=f"published ({len(published)})", zorder=4)
-        for _, row in published.iterrows():
-            axis.annotate(str(row["name"]).replace("CARS_", ""), (row["measured_ms"], row["predicted_ms"]),
-                          fontsize=6, xytext=(3, -3), textcoords="offset points")
-        values = np.concatenate([frame["measured_ms"].to_numpy(), frame["predicted_ms"].to_numpy()])
-        values = values[np.isfinite(values)]
-        low, high = (float(values.min()) * 0.9, float(values.max()) * 1.1) if values.size else (0.0, 1.0)
-        line = np.array([low, high])
-        axis.plot(line, line, color="black", linewidth=0.8)
-        for factor in (0.9, 1.1):
-            axis.plot(line, line * factor, color="black", linewidth=0.6, linestyle="--")
-        axis.set_xlim(low, high)
-        axis.set_ylim(low, high)
-        axis.set_xlabel("measured latency (ms)")
-        axis.set_ylabel("predicted latency (ms)")
-        summary = result.summary
-        held = summary["validation"]["calibrated"]
-        ceiling = summary["validation"].get("repeat")
-        title = (f"{summary['network']} on {summary['settings'].get('device')}: held-out n={held['n']}, "
-                 f"MAPE {_pct(held['mape_pct'])}, <=10% {_share(held['within_10'])}, tau {_num(held['kendall_tau'])}")
-        if ceiling:
-            title += (f"\nrepeat measurement: MAPE {_pct(ceiling['mape_pct'])}, <=10% {_share(ceiling['within_10'])}, "
-                      f"tau {_num(ceiling['kendall_tau'])}")
-        axis.set_title(title, fontsize=8)
-        axis.legend(fontsize=7, loc="upper left")
-        axis.grid(alpha=0.3)
-        buffer = io.BytesIO()
-        figure.tight_layout()
-        figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(figure)
+    frame = frame[frame["source"] != "baseline"]
+    figure = new_figure(6.4, 6.0, dpi=120)
+    axis = figure.add_subplot()
+    if frame["repeat_ms"].notna().any():
+        axis.scatter(frame["measured_ms"], frame["repeat_ms"], marker="x", s=18, color="0.6",
+                     label="2nd measurement (y) vs 1st (x)", zorder=1)
+    fit = frame[frame["role"] == "fit"]
+    held_random = frame[(frame["role"] == "validate") & (frame["source"] == "random")]
+    published = frame[frame["source"] == "published"]
+    axis.scatter(fit["measured_ms"], fit["predicted_ms"], facecolors="none", edgecolors="tab:blue", s=28,
+                 label=f"fit ({len(fit)})", zorder=2)
+    axis.scatter(held_random["measured_ms"], held_random["predicted_ms"], color="tab:blue", s=22,
+                 label=f"held-out random ({len(held_random)})", zorder=3)
+    axis.scatter(published["measured_ms"], published["predicted_ms"], color="tab:red", marker="^", s=34,
+                 label=f"published ({len(published)})", zorder=4)
+    for _, row in published.iterrows():
+        axis.annotate(str(row["name"]).replace("CARS_", ""), (row["measured_ms"], row["predicted_ms"]),
+                      fontsize=6, xytext=(3, -3), textcoords="offset points")
+    values = np.concatenate([frame["measured_ms"].to_numpy(), frame["predicted_ms"].to_numpy()])
+    values = values[np.isfinite(values)]
+    low, high = (float(values.min()) * 0.9, float(values.max()) * 1.1) if values.size else (0.0, 1.0)
+    line = np.array([low, high])
+    axis.plot(line, line, color="black", linewidth=0.8)
+    for factor in (0.9, 1.1):
+        axis.plot(line, line * factor, color="black", linewidth=0.6, linestyle="--")
+    axis.set_xlim(low, high)
+    axis.set_ylim(low, high)
+    axis.set_xlabel("measured latency (ms)")
+    axis.set_ylabel("predicted latency (ms)")
+    held = summary["validation"]["calibrated"]
+    ceiling = summary["validation"].get("repeat")
+    title = (f"{summary['network']} on {summary['settings'].get('device')}: held-out n={held['n']}, "
+             f"MAPE {_pct(held['mape_pct'])}, <=10% {_share(held['within_10'])}, tau {_num(held['kendall_tau'])}")
+    if ceiling:
+        title += (f"\nrepeat measurement: MAPE {_pct(ceiling['mape_pct'])}, <=10% {_share(ceiling['within_10'])}, "
+                  f"tau {_num(ceiling['kendall_tau'])}")
+    axis.set_title(title, fontsize=8)
+    axis.legend(fontsize=7, loc="upper left")
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure_png(figure)
 
 
 def format_summary(summary: dict[str, Any]) -> str:

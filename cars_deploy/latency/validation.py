@@ -12,7 +12,7 @@
 4. fit the calibration (``calibration.py``) on a seeded subset of the random networks only;
 5. score the block sum, the calibrated prediction and the second pass against the first pass on the
    held-out networks (the rest of the random ones and every published genotype): MAPE, share within
-   +-5% and +-10%, Kendall's tau (``metrics.py``);
+   +-5% and +-10%, Kendall's tau (``metrics.py``; steps 4 and 5 are ``scoring.fit_and_score``);
 6. store the calibration with these figures in the table's sidecar (atomically, through
    ``LatencyTable.save``) and write the report (``report.py``).
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,27 +41,23 @@ from ..profilers.table import LatencyTable, TableError, table_files
 from ..space.genotype import Genotype
 from ..space.networks import NetworkConfig
 from .baselines import export_baseline
-from .calibration import CALIBRATION_MODELS, Calibration, choose_model, fit_calibration, write_calibration
-from .metrics import Agreement, agreement, relative_errors
-from .networks import Sampler, NetworkExporter, published_genotypes, sample_genotypes
+from .calibration import CALIBRATION_MODELS, Calibration, write_calibration
+from .metrics import TARGETS, Agreement, meets_targets, relative_errors
+from .networks import NetworkExporter, Sampler, published_genotypes, sample_genotypes
 from .predictor import LatencyPredictor, network_id, table_network
+from .report import write_report
+from .scoring import Scores, fit_and_score
 
 __all__ = [
     "ValidationConfig",
     "ValidationResult",
-    "TARGETS",
     "whole_network_protocol",
     "calibrate_table",
     "measure_networks",
-    "meets_targets",
     "default_report_dir",
 ]
 
 _log = logging.getLogger(__name__)
-
-#: What the latency issue asks of the calibrated predictor on held-out networks.
-TARGETS: dict[str, float] = {"within_10": 0.95, "mape_pct": 5.0, "kendall_tau": 0.8, "held_out": 40}
-
 
 def whole_network_protocol(kind: str, *, percentile: float = 20.0, **changes: Any) -> ProtocolConfig:
     """The table protocol sized for whole networks: milliseconds per call instead of microseconds, so
@@ -161,17 +156,10 @@ def calibrate_table(
     ``device``, which must be the device the table was made on; see the module docstring. With ``save``
     the calibration is stored in the table's sidecar; the report goes to ``report_dir`` (default:
     ``NAME.calibration/`` beside the table)."""
-    from .report import write_report
-
     started = time.perf_counter()
     config.validate()
     table = table if isinstance(table, LatencyTable) else LatencyTable.load(table)
-    settings = table_settings(device)
-    if table.meta.get("settings") != settings:
-        raise TableError(
-            f"latency table {table.path} was made with {table.meta.get('settings')}; calibrate it on the same "
-            f"device and settings (now: {settings})"
-        )
+    settings = _check_settings(table, device)
     network = table_network(table, network)
     predictor = LatencyPredictor(table, network=network, calibration=None)  # MissingBlockError if incomplete
     percentile = float((table.meta.get("protocol") or {}).get("percentile", 20.0))
@@ -180,91 +168,104 @@ def calibrate_table(
     networks = _draw_networks(config)
     paths, shapes = _export(networks.genotypes, config.baselines, device, network, cache_dir, show_progress)
     passes = _measure_passes(device, paths, shapes, protocol, config, table.path, cache_dir, show_progress)
-    count = len(networks.genotypes)
-    measured = np.array([passes[0][p.name].latency_ms for p in paths[:count]])
-    repeat = np.array([passes[1][p.name].latency_ms for p in paths[:count]]) if config.repeat else None
-    if not (measured > 0).all():
-        raise UserInputError("a whole network measured 0 ms after subtracting the per-call overhead; time with more runs")
-
-    # Fit on the fit networks only; score every held-out one.
-    features = {model: predictor.features(networks.genotypes, groups) for model, groups in CALIBRATION_MODELS.items()}
+    measured, repeat = _network_latencies(passes, paths[: len(networks.genotypes)])
     fit = np.array([role == "fit" for role in networks.roles])
-    if config.model == "auto":
-        model, loo = choose_model({m: f[fit] for m, f in features.items()}, measured[fit])
-    else:
-        model, loo = config.model, {}
-    calibration = fit_calibration(features[model][fit], measured[fit], model=model, network=asdict(network),
-                                  table_fingerprint=predictor.fingerprint)
-    predicted = calibration.apply(features[model])
-    block_sum = features["linear"][:, 0]
-    held, published = ~fit, np.array([s == "published" for s in networks.sources])
-    validation = {
-        "calibrated": agreement(predicted[held], measured[held]).as_dict(),
-        "block_sum": agreement(block_sum[held], measured[held]).as_dict(),
-    }
-    if repeat is not None:
-        validation["repeat"] = agreement(repeat[held], measured[held]).as_dict()
-        validation["calibrated_vs_repeat"] = agreement(predicted[held], repeat[held]).as_dict()
+    published = np.array([source == "published" for source in networks.sources])
+    scores = fit_and_score(predictor, networks.genotypes, measured, repeat, fit=fit, published=published,
+                           model=config.model, network=network)
 
-    frame = _frame(networks, paths, passes, config.baselines, block_sum, predicted)
-    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    frame = _frame(networks, paths, passes, config.baselines, scores.block_sum, scores.predicted)
     if report_dir is None and table.path is not None:
         report_dir = default_report_dir(table.path)
-    counts = {"random": networks.sources.count("random"), "published": int(published.sum()), "fit": int(fit.sum()),
-              "held_out": int(held.sum()), "baselines": len(config.baselines)}
-    selection = {f"{m}_loo_mape_pct": v for m, v in loo.items()} | {"chosen": model, "asked": config.model}
-    fit_agreement = agreement(predicted[fit], measured[fit]).as_dict()
-    calibration = dataclasses.replace(calibration, details={
-        "created": created, "command": command, "protocol": asdict(protocol), "sampler": config.sampler,
-        "seed": config.seed, "networks": counts, "model_selection": selection, "validation": validation,
-        "fit": fit_agreement, "report": str(report_dir) if report_dir is not None else None,
-    })
-    summary: dict[str, Any] = {
-        "table": str(table.path) if table.path is not None else None,
-        "settings": settings,
-        "device": table.meta.get("device", {}),
-        "network": network_id(network),
-        "network_config": asdict(network),
-        "protocol": asdict(protocol),
-        "sampler": config.sampler,
-        "seed": config.seed,
-        "networks": counts,
-        "calibration": {k: v for k, v in calibration.to_dict().items() if k in ("model", "groups", "coef", "intercept",
-                                                                                "table_fingerprint", "fitted_on")},
-        "model_selection": selection,
-        "validation": validation,
-        "validation_by_source": {
-            "random": agreement(predicted[held & ~published], measured[held & ~published]).as_dict(),
-            "published": agreement(predicted[published], measured[published]).as_dict(),
-        },
-        "fit": fit_agreement,
-        "targets": dict(TARGETS),
-        "meets_targets": meets_targets(validation["calibrated"]),
-        "created": created,
-        "command": command,
-        "report": str(report_dir) if report_dir is not None else None,
-        "elapsed_s": round(time.perf_counter() - started, 2),
-    }
+    run = _Run(
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), command=command, config=config,
+        protocol=protocol, report_dir=report_dir,
+        counts={"random": networks.sources.count("random"), "published": int(published.sum()), "fit": int(fit.sum()),
+                "held_out": int((~fit).sum()), "baselines": len(config.baselines)},
+    )
+    calibration = dataclasses.replace(scores.calibration, details=_details(run, scores))
+    summary = _summary(run, scores, calibration, table, settings, network, elapsed_s=time.perf_counter() - started)
     write_calibration(table.meta, network_id(network), calibration)
     if save and table.path is not None:
         table.save(table.path)
     result = ValidationResult(frame=frame, calibration=calibration, summary=summary, table=table, report_dir=report_dir)
     if report_dir is not None:
-        write_report(result, report_dir)
+        write_report(frame, summary, report_dir)
     return result
 
 
-def meets_targets(held_out: dict[str, Any]) -> bool:
-    """Whether held-out figures (``Agreement.as_dict()``) meet the issue's ``TARGETS``."""
-    def value(key: str, missing: float) -> float:
-        return missing if held_out.get(key) is None else float(held_out[key])
+def _check_settings(table: LatencyTable, device: Device) -> dict[str, Any]:
+    """The device's table settings; ``TableError`` unless ``table`` was made with the very same."""
+    settings = table_settings(device)
+    if table.meta.get("settings") != settings:
+        raise TableError(
+            f"latency table {table.path} was made with {table.meta.get('settings')}; calibrate it on the same "
+            f"device and settings (now: {settings})"
+        )
+    return settings
 
-    return (
-        value("n", 0) >= TARGETS["held_out"]
-        and value("within_10", 0.0) >= TARGETS["within_10"]
-        and value("mape_pct", math.inf) <= TARGETS["mape_pct"]
-        and value("kendall_tau", -1.0) >= TARGETS["kendall_tau"]
-    )
+
+def _network_latencies(
+    passes: list[dict[str, Measurement]], paths: Sequence[Path]
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The networks' latencies (ms) in the first pass and, when timed twice, in the second."""
+    measured = np.array([passes[0][p.name].latency_ms for p in paths])
+    repeat = np.array([passes[1][p.name].latency_ms for p in paths]) if len(passes) > 1 else None
+    if not (measured > 0).all():
+        raise UserInputError("a whole network measured 0 ms after subtracting the per-call overhead; time with more runs")
+    return measured, repeat
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What a calibration run records beside its scores, in the sidecar and in the summary."""
+
+    created: str  # UTC time, ISO 8601
+    command: str  # the command line that ran it
+    config: ValidationConfig
+    protocol: ProtocolConfig  # the whole-network protocol used
+    report_dir: Path | None
+    counts: dict[str, int]  # random, published, fit, held-out and baseline networks
+
+
+def _details(run: _Run, scores: Scores) -> dict[str, Any]:
+    """The calibration's details in the sidecar: how it was made and how well it did."""
+    return {
+        "created": run.created, "command": run.command, "protocol": asdict(run.protocol),
+        "sampler": run.config.sampler, "seed": run.config.seed, "networks": run.counts,
+        "model_selection": scores.model_selection, "validation": scores.validation, "fit": scores.fit,
+        "report": str(run.report_dir) if run.report_dir is not None else None,
+    }
+
+
+def _summary(
+    run: _Run, scores: Scores, calibration: Calibration, table: LatencyTable, settings: dict[str, Any],
+    network: NetworkConfig, *, elapsed_s: float,
+) -> dict[str, Any]:
+    """The figures of the report's ``summary.json`` (and of ``ValidationResult.summary``)."""
+    stored = ("model", "groups", "coef", "intercept", "table_fingerprint", "fitted_on")
+    return {
+        "table": str(table.path) if table.path is not None else None,
+        "settings": settings,
+        "device": table.meta.get("device", {}),
+        "network": network_id(network),
+        "network_config": asdict(network),
+        "protocol": asdict(run.protocol),
+        "sampler": run.config.sampler,
+        "seed": run.config.seed,
+        "networks": run.counts,
+        "calibration": {k: v for k, v in calibration.to_dict().items() if k in stored},
+        "model_selection": scores.model_selection,
+        "validation": scores.validation,
+        "validation_by_source": scores.by_source,
+        "fit": scores.fit,
+        "targets": dict(TARGETS),
+        "meets_targets": meets_targets(scores.validation["calibrated"]),
+        "created": run.created,
+        "command": run.command,
+        "report": str(run.report_dir) if run.report_dir is not None else None,
+        "elapsed_s": round(elapsed_s, 2),
+    }
 
 
 @dataclass(frozen=True)

@@ -34,10 +34,11 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..space.cells import edge_stride
-from ..space.genotype import EDGES_PER_CELL, NUM_NODES, Genotype
+from ..space.edge_costs import EdgeCostTable, EdgeShape, edge_shape
+from ..space.genotype import NUM_NODES, Genotype
 from ..space.networks import CellPlan, NetworkConfig, cell_plan
 from ..space.primitives import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from ..space.stems import cifar_stem, imagenet_stem0, imagenet_stem1
 
 __all__ = [
     "BlockKey",
@@ -104,12 +105,9 @@ EMPTY_KEY = BlockKey("empty", 1, 1, 1, 1, 1)
 
 
 # ----- where blocks sit in a network ------------------------------------------------------------
-def _op_key(op: str, plan: CellPlan, *, reads_cell_input: bool) -> BlockKey:
-    """Key of an edge with ``op``: both preprocessed inputs have side ``H_prev``; in a reduction cell the
-    edges reading them stride by 2 and the intermediate nodes have half that side."""
-    stride = edge_stride(reduction=plan.reduction, index=0 if reads_cell_input else 2)
-    side = plan.H_prev if reads_cell_input or not plan.reduction else plan.H_prev // 2
-    return BlockKey(op, plan.C, plan.C, side, side, stride)
+def _op_key(op: str, edge: EdgeShape) -> BlockKey:
+    """Key of an edge with ``op`` that sees ``edge`` (``space.edge_costs.edge_shape``)."""
+    return BlockKey(op, edge.C, edge.C, edge.side, edge.side, edge.stride)
 
 
 def _cell_constant_keys(plan: CellPlan) -> list[BlockKey]:
@@ -156,7 +154,7 @@ def network_blocks(config: NetworkConfig) -> list[BlockKey]:
             seen.setdefault(key)
         for reads_cell_input in (True, False):
             for op in PRIMITIVES:
-                seen.setdefault(_op_key(op, plan, reads_cell_input=reads_cell_input))
+                seen.setdefault(_op_key(op, edge_shape(plan, reads_cell_input=reads_cell_input)))
     seen.setdefault(constant[-1])
     return list(seen)
 
@@ -167,7 +165,7 @@ def genotype_blocks(genotype: Genotype, config: NetworkConfig) -> Counter[BlockK
     counts: Counter[BlockKey] = Counter(_network_constant_keys(config))
     for plan in cell_plan(config):
         for op, index in genotype.cell(reduction=plan.reduction):
-            counts[_op_key(op, plan, reads_cell_input=index < 2)] += 1
+            counts[_op_key(op, edge_shape(plan, reads_cell_input=index < 2))] += 1
     return counts
 
 
@@ -176,47 +174,27 @@ def genotype_blocks(genotype: Genotype, config: NetworkConfig) -> Counter[BlockK
 class BlockIndex:
     """``genotype_blocks`` as arrays over the rows ``keys``, for scoring whole populations at once.
 
-    For a genotype encoded by ``Genotype.encode()`` (``[input, op]`` per edge, normal cell then
-    reduction cell), the block counts are ``constant + sum_e edges[cell(e), op(e), input(e) >= 2]``;
-    with a latency per key, the network's block sum is ``constant @ lat + sum_e W[cell, op, kind]``
-    where ``W = edges @ lat`` is computed once per table.
+    ``counts_table`` is an ``EdgeCostTable`` (``space/edge_costs.py``) whose cost is the vector of block
+    counts: ``base`` the counts of the genotype-independent blocks, ``edges[cell, op, slot]`` the counts
+    one edge adds. With a latency per key, ``counts_table.weighted(latencies[None])`` is the table of
+    block-sum latencies, computed once per table.
     """
 
     config: NetworkConfig  # the network these rows belong to
     keys: tuple[BlockKey, ...]  # row order (``network_blocks(config)``)
-    constant: np.ndarray  # (n_keys,) int: counts of the genotype-independent blocks
-    edges: np.ndarray  # (2, n_ops, 2, n_keys) int: counts added by one edge of [normal|reduce] cell,
-    #                    op index (PRIMITIVES order), [reads a cell input | reads a node]
+    counts_table: EdgeCostTable  # int counts: base (n_keys,), edges (2, n_ops, 2, n_keys)
 
     def row(self, key: BlockKey) -> int:
         return self.keys.index(key)
 
     def counts(self, encodings: np.ndarray) -> np.ndarray:
         """(N, n_keys) block counts of N encoded genotypes (an (N, 32) array or one (32,) encoding)."""
-        codes = np.atleast_2d(np.asarray(encodings, dtype=np.int64))
-        cell, op, kind = self._edge_indices(codes)
-        per_edge = self.edges[cell, op, kind]  # (N, 16, n_keys)
-        return self.constant[None, :] + per_edge.sum(axis=1)
-
-    def edge_weights(self, latencies: np.ndarray) -> np.ndarray:
-        """(2, n_ops, 2) latency one edge adds, given a latency per row of ``keys``."""
-        return self.edges @ np.asarray(latencies, dtype=np.float64)
+        return self.counts_table.total(encodings)
 
     def block_sum(self, encodings: np.ndarray, latencies: np.ndarray) -> np.ndarray:
         """(N,) raw block-sum latency of N encoded genotypes for a latency per row of ``keys``."""
-        codes = np.atleast_2d(np.asarray(encodings, dtype=np.int64))
-        lat = np.asarray(latencies, dtype=np.float64)
-        weights = self.edge_weights(lat)
-        cell, op, kind = self._edge_indices(codes)
-        return float(self.constant @ lat) + weights[cell, op, kind].sum(axis=1)
-
-    @staticmethod
-    def _edge_indices(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if codes.shape[-1] != 4 * EDGES_PER_CELL:
-            raise UserInputError(f"encoded genotypes must have {4 * EDGES_PER_CELL} integers, got {codes.shape[-1]}")
-        inputs, ops = codes[:, 0::2], codes[:, 1::2]
-        cell = np.repeat(np.arange(2), EDGES_PER_CELL)[None, :]
-        return np.broadcast_to(cell, ops.shape), ops, (inputs >= 2).astype(np.int64)
+        weights = np.asarray(latencies, dtype=np.float64)[None, :]
+        return self.counts_table.weighted(weights).total(encodings)[:, 0]
 
 
 @functools.lru_cache(maxsize=16)
@@ -224,17 +202,18 @@ def block_index(config: NetworkConfig) -> BlockIndex:
     """The vectorised block layout of networks of size ``config`` (cached per config)."""
     keys = tuple(network_blocks(config))
     row = {key: i for i, key in enumerate(keys)}
-    constant = np.zeros(len(keys), dtype=np.int64)
-    for key in _network_constant_keys(config):
-        constant[row[key]] += 1
-    edges = np.zeros((2, len(PRIMITIVES), 2, len(keys)), dtype=np.int64)
-    for plan in cell_plan(config):
-        for op_index, op in enumerate(PRIMITIVES):
-            for kind, reads_cell_input in ((0, True), (1, False)):
-                edges[int(plan.reduction), op_index, kind, row[_op_key(op, plan, reads_cell_input=reads_cell_input)]] += 1
-    constant.setflags(write=False)
-    edges.setflags(write=False)
-    return BlockIndex(config, keys, constant, edges)
+
+    def count_vector(*blocks: BlockKey) -> np.ndarray:
+        counts = np.zeros(len(keys), dtype=np.int64)
+        for key in blocks:
+            counts[row[key]] += 1
+        return counts
+
+    table = EdgeCostTable.build(
+        config, lambda op, edge: count_vector(_op_key(op, edge)), base=count_vector(*_network_constant_keys(config)),
+        dtype=np.int64,
+    )
+    return BlockIndex(config, keys, table)
 
 
 # ----- the blocks as modules --------------------------------------------------------------------
@@ -259,26 +238,6 @@ class _Empty(nn.Module):
         return x
 
 
-def _stem0(key: BlockKey) -> nn.Module:
-    # Mirrors NetworkImageNet.stem0 (space/networks.py); tests compare the two module by module.
-    C = key.C_out
-    return nn.Sequential(
-        nn.Conv2d(key.C_in, C // 2, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(C // 2),
-        nn.ReLU(inplace=True),
-        nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-        nn.BatchNorm2d(C),
-    )
-
-
-def _stem1(key: BlockKey) -> nn.Module:
-    return nn.Sequential(nn.ReLU(inplace=True), nn.Conv2d(key.C_in, key.C_out, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(key.C_out))
-
-
-def _stem(key: BlockKey) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(key.C_in, key.C_out, 3, padding=1, bias=False), nn.BatchNorm2d(key.C_out))
-
-
 def _head(key: BlockKey) -> nn.Module:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1), nn.Linear(key.C_in, key.C_out))
 
@@ -286,9 +245,9 @@ def _head(key: BlockKey) -> nn.Module:
 _STRUCTURE_BUILDERS: dict[str, Callable[[BlockKey], nn.Module]] = {
     "relu_conv_bn": lambda k: ReLUConvBN(k.C_in, k.C_out, 1, 1, 0),
     "factorized_reduce": lambda k: FactorizedReduce(k.C_in, k.C_out),
-    "stem": _stem,
-    "stem0": _stem0,
-    "stem1": _stem1,
+    "stem": lambda k: cifar_stem(k.C_in, k.C_out),
+    "stem0": lambda k: imagenet_stem0(k.C_in, k.C_out),
+    "stem1": lambda k: imagenet_stem1(k.C_in, k.C_out),
     "head": _head,
     "add": lambda k: _Add(),
     "concat": lambda k: _Concat(),

@@ -28,9 +28,8 @@ import numpy as np
 
 from .._registry import Registry
 from ..errors import UserInputError
-from ..space import NUM_NODES, OPS, PRIMITIVES, Genotype, NetworkConfig, build_network, cell_plan
-from ..space import count_mult_adds, count_parameters
-from ..space.cells import edge_stride
+from ..space import NUM_NODES, OPS, Genotype, NetworkConfig, build_network, count_mult_adds, count_parameters
+from ..space.edge_costs import EdgeCostTable, EdgeShape
 
 __all__ = [
     "COSTS",
@@ -88,9 +87,10 @@ class _CountKey:
 class CountCost:
     """An exact additive count (parameters or mult-adds) of a genotype's deployment network.
 
-    ``table[cell, op, strided]`` holds the summed count of ``op`` over all normal (``cell=0``) or
-    reduction (``cell=1``) cells at a position that does (``strided=1``) or does not stride; ``base``
-    the genotype-independent rest. A genotype's count is ``base`` plus the table entries of its 16 edges.
+    ``table`` is the network's ``EdgeCostTable`` (``space/edge_costs.py``): ``table.edges[cell, op, slot]``
+    the summed count of ``op`` over all normal (``cell=0``) or reduction (``cell=1``) cells on an edge
+    reading a cell input (``slot=0``) or a node (``slot=1``), ``table.base`` the genotype-independent
+    rest. A genotype's count is ``base`` plus the table entries of its 16 edges.
     """
 
     def __init__(self, name: str, *, network: NetworkConfig, label: str, scale: float):
@@ -98,28 +98,17 @@ class CountCost:
             raise ValueError(f"CountCost counts params or mult_adds, not {name!r}")
         network.validate()
         self.name, self.label, self.scale, self.network = name, label, scale, network
-        self.table = np.zeros((2, len(PRIMITIVES), 2), dtype=np.float64)
-        for plan in cell_plan(network):
-            cell = int(plan.reduction)
-            for strided in (0, 1):
-                stride = edge_stride(reduction=plan.reduction, index=0 if strided else 2)
-                # An op reading a cell input sees the preprocessed side H_prev; in a reduction cell the
-                # nodes (read by non-striding edges) are already at half that side.
-                side = plan.H_prev if stride == 2 or not plan.reduction else plan.H_prev // 2
-                for o, op in enumerate(PRIMITIVES):
-                    key = _CountKey(op, plan.C, side, stride, network.affine)
-                    self.table[cell, o, strided] += _op_count(name, key)
+
+        def count(op: str, edge: EdgeShape) -> int:
+            return _op_count(name, _CountKey(op, edge.C, edge.side, edge.stride, network.affine))
+
         # Everything but the ops: the network of a genotype whose every edge is 'none' (0 of both).
-        self.base = float(_network_count(name, network))
+        self.table = EdgeCostTable.build(network, count, base=_network_count(name, network))
 
     def __call__(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         if len(genotypes) == 0:
             return np.zeros(0, dtype=np.float64)
-        codes = np.stack([g.encode() for g in genotypes]).reshape(len(genotypes), 2, 2 * NUM_NODES, 2)
-        inputs, ops = codes[..., 0], codes[..., 1]
-        cells = np.broadcast_to(np.array([0, 1])[None, :, None], ops.shape)
-        strided = (cells == 1) & (inputs < 2)
-        return self.base + self.table[cells, ops, strided.astype(np.int64)].sum(axis=(1, 2))
+        return self.table.total(np.stack([g.encode() for g in genotypes]))
 
 
 def _all_none() -> Genotype:

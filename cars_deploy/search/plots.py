@@ -1,38 +1,19 @@
 """PNG plots of a search (paper Figure 2 style): the population of every generation, coloured by
 generation, on (cost, accuracy), and the final Pareto front.
 
-Drawn with matplotlib's object API on an Agg canvas (no pyplot, no global backend switch, no display
-needed) and written atomically.
+Drawn and written as every figure of the package is (``cars_deploy._figures``: matplotlib's object API on
+an Agg canvas, no pyplot, no display needed, PNG written atomically).
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .._io import atomic_write_bytes
+from .._figures import new_figure, save_figure
 
-__all__ = ["new_figure", "plot_generations", "plot_pareto", "save_figure"]
-
-
-def new_figure(width: float = 6.4, height: float = 4.6, *, dpi: int = 110) -> Any:
-    """A matplotlib ``Figure`` on an Agg canvas (no display, no global pyplot state)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=dpi)
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def save_figure(figure: Any, path: Path) -> Path:
-    """Writes ``figure`` to ``path`` as PNG, atomically."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", bbox_inches="tight")
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+__all__ = ["plot_generations", "plot_pareto"]
 
 
 def plot_generations(history: Sequence[Mapping[str, Any]], path: Path, *, cost: str, label: str, scale: float) -> None:

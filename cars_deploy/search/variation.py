@@ -7,7 +7,8 @@ nodes, the unit of the DARTS cell: a node is its two ``(input, op)`` pairs.
 - crossover: two distinct parents; each node of both cells takes its two pairs from the second parent
   with probability 0.5, else from the first;
 - mutation: each node of both cells is re-drawn with probability 0.5 (two distinct inputs among its
-  predecessors, an op for each edge, uniformly, as ``random_genotype`` draws them).
+  predecessors, an op for each edge, uniformly: ``space.genotype.random_node``, which ``random_genotype``
+  draws with too).
 
 No duplicates: an offspring whose canonical form (``Genotype.canonical``: same network, same form)
 equals that of a parent or of an earlier offspring is rejected and its operator is applied again (so the
@@ -21,8 +22,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..space import NUM_NODES, PRIMITIVES, Genotype
-from ..space.genotype import random_genotype
+from ..space import NUM_NODES, Genotype
+from ..space.genotype import random_genotype, random_node
 
 __all__ = ["VariationConfig", "crossover", "mutate", "make_offspring"]
 
@@ -47,13 +48,6 @@ def _from_nodes(nodes: np.ndarray) -> Genotype:
     return Genotype.decode(nodes.reshape(-1))
 
 
-def _random_node(node: int, rng: np.random.Generator) -> np.ndarray:
-    """Node ``node`` (2-based) drawn as ``random_genotype`` draws it: 2 distinct inputs, 2 uniform ops."""
-    inputs = rng.choice(node, size=2, replace=False)
-    ops = rng.integers(0, len(PRIMITIVES), size=2)
-    return np.stack([inputs, ops], axis=1)
-
-
 def crossover(first: Genotype, second: Genotype, rng: np.random.Generator, *, node_prob: float = 0.5) -> Genotype:
     """Each node of both cells from ``second`` with probability ``node_prob``, else from ``first``."""
     a, b = _nodes(first), _nodes(second)
@@ -69,7 +63,7 @@ def mutate(parent: Genotype, rng: np.random.Generator, *, node_prob: float = 0.5
     for cell in range(2):
         for k in range(NUM_NODES):
             if redraw[cell, k]:
-                child[cell, k] = _random_node(2 + k, rng)
+                child[cell, k] = np.stack(random_node(2 + k, rng), axis=1)
     return _from_nodes(child)
 
 

@@ -8,6 +8,7 @@ and concatenations count zero. That lands 3-7% under the papers' figures, which 
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import torch
@@ -23,15 +24,23 @@ def count_parameters(model: nn.Module) -> int:
 
 def count_mult_adds(model: nn.Module, *, input_size: int, in_channels: int = 3) -> int:
     """Mult-adds of one forward pass of a ``1 x in_channels x input_size x input_size`` image (eval mode)."""
-    from fvcore.nn import FlopCountAnalysis
-
+    FlopCountAnalysis = _flop_count_analysis()
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             analysis = FlopCountAnalysis(model, torch.zeros(1, in_channels, input_size, input_size))
             analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-            logging.getLogger("fvcore").setLevel(logging.ERROR)
             return int(analysis.total())
     finally:
         model.train(was_training)
+
+
+@functools.cache
+def _flop_count_analysis() -> type:
+    """fvcore's ``FlopCountAnalysis``, imported on first use (fvcore is slow to import) with fvcore's
+    logger quietened once: it warns about every op it does not count, which are the zero-cost ones above."""
+    from fvcore.nn import FlopCountAnalysis
+
+    logging.getLogger("fvcore").setLevel(logging.ERROR)
+    return FlopCountAnalysis

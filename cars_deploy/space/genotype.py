@@ -34,6 +34,7 @@ __all__ = [
     "Genotype",
     "parse_genotype",
     "random_genotype",
+    "random_node",
     "genotype_from_dict",
     "read_genotype_file",
 ]
@@ -305,6 +306,17 @@ def _literal(node: ast.AST) -> Any:
     raise GenotypeError(f"unexpected expression in genotype: {ast.unparse(node)[:60]!r}")
 
 
+def random_node(
+    node: int, rng: np.random.Generator, *, num_ops: int = len(PRIMITIVES)
+) -> tuple[np.ndarray, np.ndarray]:
+    """Node ``node`` (numbered from 2) drawn uniformly: its 2 inputs, distinct, among its predecessors,
+    then an op index in ``0..num_ops-1`` for each edge. The one place a node is drawn (sampling, mutation),
+    so that seeded searches draw the same stream."""
+    inputs = rng.choice(node, size=2, replace=False)
+    ops = rng.integers(0, num_ops, size=2)
+    return inputs, ops
+
+
 def random_genotype(rng: np.random.Generator, *, ops: Sequence[str] = PRIMITIVES) -> Genotype:
     """A uniformly random genotype: each node draws 2 distinct inputs among its predecessors and an op
     for each edge uniformly from ``ops`` (all 8 DARTS ops by default, ``none`` included, as section 3.4
@@ -313,8 +325,7 @@ def random_genotype(rng: np.random.Generator, *, ops: Sequence[str] = PRIMITIVES
     for _ in range(2):
         edges: list[Edge] = []
         for node in range(2, 2 + NUM_NODES):
-            inputs = rng.choice(node, size=2, replace=False)
-            chosen = rng.integers(0, len(ops), size=2)
+            inputs, chosen = random_node(node, rng, num_ops=len(ops))
             edges.extend((ops[int(o)], int(i)) for o, i in zip(chosen, inputs))
         cells.append(edges)
     return Genotype.of(normal=cells[0], reduce=cells[1])

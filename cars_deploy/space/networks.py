@@ -15,8 +15,10 @@ from typing import Literal
 import torch
 from torch import nn
 
+from ..errors import UserInputError
 from .cells import Cell
 from .genotype import Genotype
+from .stems import cifar_stem, imagenet_stem0, imagenet_stem1
 
 __all__ = [
     "NetworkConfig",
@@ -54,20 +56,20 @@ class NetworkConfig:
         return replace(cls(kind="imagenet", C=48, layers=14, num_classes=1000, input_size=224), **changes)
 
     def validate(self) -> None:
-        """Raises ``ValueError`` for sizes no network can be built with."""
+        """Raises ``UserInputError`` (a ``ValueError``) for sizes no network can be built with."""
         if self.kind not in ("cifar", "imagenet"):
-            raise ValueError(f"unknown network kind {self.kind!r}; expected 'cifar' or 'imagenet'")
+            raise UserInputError(f"unknown network kind {self.kind!r}; expected 'cifar' or 'imagenet'")
         if self.C < 2 or self.C % 2 and self.kind == "imagenet":
-            raise ValueError(f"C must be at least 2 (and even for the ImageNet stem), got {self.C}")
+            raise UserInputError(f"C must be at least 2 (and even for the ImageNet stem), got {self.C}")
         if self.layers < 3:
-            raise ValueError(f"layers must be at least 3 (two of them reduction cells), got {self.layers}")
+            raise UserInputError(f"layers must be at least 3 (two of them reduction cells), got {self.layers}")
         smallest = 4 * (8 if self.kind == "imagenet" else 1)
         if self.input_size < smallest or self.input_size % smallest:
-            raise ValueError(f"input_size must be a positive multiple of {smallest} for the {self.kind} network")
+            raise UserInputError(f"input_size must be a positive multiple of {smallest} for the {self.kind} network")
         # The auxiliary head pools 5x5 with stride 3 (CIFAR) or 2 (ImageNet), then needs a 2x2 map.
         aux_side, needed = self.input_size // smallest, 8 if self.kind == "cifar" else 7
         if self.auxiliary and aux_side < needed:
-            raise ValueError(
+            raise UserInputError(
                 f"the auxiliary head needs a {needed}x{needed} map but sees {aux_side}x{aux_side} at input_size "
                 f"{self.input_size}; use an input of at least {needed * smallest} or no auxiliary head"
             )
@@ -187,10 +189,7 @@ class NetworkCIFAR(_Network):
 
     def __init__(self, genotype: Genotype, config: NetworkConfig):
         super().__init__(genotype, config)
-        stem_C = 3 * config.C
-        self.stem = nn.Sequential(
-            nn.Conv2d(config.in_channels, stem_C, 3, padding=1, bias=False), nn.BatchNorm2d(stem_C)
-        )
+        self.stem = cifar_stem(config.in_channels, 3 * config.C)
         if config.auxiliary:
             self.auxiliary_head = AuxiliaryHead(self.aux_channels, config.num_classes, imagenet=False)
 
@@ -204,17 +203,8 @@ class NetworkImageNet(_Network):
 
     def __init__(self, genotype: Genotype, config: NetworkConfig):
         super().__init__(genotype, config)
-        C = config.C
-        self.stem0 = nn.Sequential(
-            nn.Conv2d(config.in_channels, C // 2, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C // 2),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(C // 2, C, 3, stride=2, padding=1, bias=False),
-            nn.BatchNorm2d(C),
-        )
-        self.stem1 = nn.Sequential(
-            nn.ReLU(inplace=True), nn.Conv2d(C, C, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(C)
-        )
+        self.stem0 = imagenet_stem0(config.in_channels, config.C)
+        self.stem1 = imagenet_stem1(config.C, config.C)
         if config.auxiliary:
             self.auxiliary_head = AuxiliaryHead(self.aux_channels, config.num_classes, imagenet=True)
 

@@ -32,6 +32,7 @@ from .cells import edge_stride, preprocess0
 from .genotype import NUM_NODES, Edge, Genotype
 from .networks import CellPlan, NetworkConfig, build_network, cell_plan
 from .primitives import OPS, PRIMITIVES, ReLUConvBN
+from .stems import cifar_stem
 
 __all__ = ["SuperNet", "SuperCell", "search_config", "edge_key"]
 
@@ -110,9 +111,8 @@ class SuperNet(nn.Module):
         if config.auxiliary:
             raise ValueError("the SuperNet has no auxiliary head; use a NetworkConfig with auxiliary=False")
         self.config = config
-        stem_C = 3 * config.C
-        # Same modules (and names) as NetworkCIFAR's stem, so child networks load them directly.
-        self.stem = nn.Sequential(nn.Conv2d(config.in_channels, stem_C, 3, padding=1, bias=False), nn.BatchNorm2d(stem_C))
+        # NetworkCIFAR's stem (same builder), so child networks load its weights directly.
+        self.stem = cifar_stem(config.in_channels, 3 * config.C)
         plans = cell_plan(config)
         self.cells = nn.ModuleList(SuperCell(plan, affine=config.affine) for plan in plans)
         self.global_pooling = nn.AdaptiveAvgPool2d(1)

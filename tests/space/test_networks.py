@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from cars_deploy.errors import UserInputError
 from cars_deploy.space import GENOTYPES, NetworkConfig, build_network, count_mult_adds, count_parameters, random_genotype
 
 # Paper Table 1 (CIFAR-10, M params) and Table 2 (ImageNet mobile, M params / M mult-adds).
@@ -57,10 +58,10 @@ def test_eval_forward_returns_logits_only():
     assert network(torch.randn(1, 3, 64, 64)).shape == (1, 10)
 
 
-def test_invalid_sizes_are_refused():
-    with pytest.raises(ValueError, match="input_size"):
+def test_invalid_sizes_are_refused_as_user_input_errors():
+    with pytest.raises(UserInputError, match="input_size"):
         build_network(GENOTYPES.get("DARTS_V2"), NetworkConfig.imagenet(input_size=100))
-    with pytest.raises(ValueError, match="auxiliary"):
+    with pytest.raises(UserInputError, match="auxiliary"):
         build_network(GENOTYPES.get("DARTS_V2"), NetworkConfig.imagenet(input_size=192, auxiliary=True))
-    with pytest.raises(ValueError, match="layers"):
+    with pytest.raises(UserInputError, match="layers"):
         build_network(GENOTYPES.get("DARTS_V2"), NetworkConfig.cifar(layers=2))
