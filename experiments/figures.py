@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cars_deploy.search import plots as search_plots
-from cars_deploy.search.plots import save_figure
+from cars_deploy import _figures
+from cars_deploy._figures import save_figure
 
 __all__ = ["new_figure", "save_figure", "SELECTION_STYLE"]
 
@@ -18,4 +18,4 @@ SELECTION_STYLE: dict[str, dict[str, str]] = {
 
 def new_figure(width: float = 6.4, height: float = 4.6) -> Any:
     """A matplotlib ``Figure`` on an Agg canvas, at the experiments' 100 dpi."""
-    return search_plots.new_figure(width, height, dpi=100)
+    return _figures.new_figure(width, height, dpi=100)
