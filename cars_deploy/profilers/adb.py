@@ -34,7 +34,16 @@ from typing import Any, Callable, Sequence, TypeVar
 from adb_shell.transport.tcp_transport import TcpTransport
 
 from ..errors import DeviceError, UserInputError
-from .device import DEVICES, CooldownLog, DeviceOptions, DeviceSpec, Sample, TimedModel, max_temperature, to_celsius, wait_for_cooldown
+from .device import (
+    CooldownLog,
+    DeviceOptions,
+    DeviceSpec,
+    Sample,
+    TimedModel,
+    max_temperature,
+    to_celsius,
+    wait_for_cooldown,
+)
 from .runners import Runner, runner_for_format
 
 __all__ = ["AdbDevice", "ensure_adb_key", "default_key_path", "batch_command", "parse_batch_output"]
@@ -205,7 +214,7 @@ class AdbDevice:
         return samples
 
     def temperatures(self) -> dict[str, float]:
-        script = f'for z in /sys/class/thermal/thermal_zone*; do echo "${{z##*/}} $(cat "$z/type" 2>/dev/null) $(cat "$z/temp" 2>/dev/null)"; done'
+        script = 'for z in /sys/class/thermal/thermal_zone*; do echo "${z##*/} $(cat "$z/type" 2>/dev/null) $(cat "$z/temp" 2>/dev/null)"; done'
         out = {}
         for line in self._shell(script, what="reading temperatures").splitlines():
             parts = line.split()
@@ -550,6 +559,3 @@ def _count_cpus(possible: str) -> int | None:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else "no output"
-
-
-DEVICES.add("adb", AdbDevice)

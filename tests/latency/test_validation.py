@@ -11,9 +11,10 @@ import pytest
 from cars_deploy.errors import UserInputError
 from cars_deploy.latency import LatencyPredictor, ValidationConfig, calibrate_table, network_id
 from cars_deploy.latency.calibration import fit_calibration
-from cars_deploy.latency.validation import meets_targets
 from cars_deploy.latency.report import REPORT_FILES, format_summary
-from cars_deploy.profilers.device import DeviceOptions, open_device
+from cars_deploy.latency.validation import meets_targets
+from cars_deploy.profilers.device import DeviceOptions
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.profilers.table import LatencyTable, MissingBlockError, TableError
 from cars_deploy.space import GENOTYPES

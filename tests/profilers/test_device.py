@@ -11,12 +11,12 @@ from cars_deploy.profilers.device import (
     DeviceOptions,
     DeviceSpec,
     max_temperature,
-    open_device,
     parse_cpu_mask,
     parse_device_spec,
     to_celsius,
     wait_for_cooldown,
 )
+from cars_deploy.profilers.devices import open_device
 
 
 @pytest.mark.parametrize(

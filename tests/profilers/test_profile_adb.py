@@ -14,7 +14,8 @@ import pytest
 
 from cars_deploy.cli.profile import main
 from cars_deploy.profilers.blocks import BlockKey, block_input_shapes, network_blocks
-from cars_deploy.profilers.device import DeviceOptions, TimedModel, open_device
+from cars_deploy.profilers.device import DeviceOptions, TimedModel
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.export_blocks import BlockExporter
 from cars_deploy.profilers.table import LatencyTable, table_files
 
