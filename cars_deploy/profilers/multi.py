@@ -32,7 +32,7 @@ from typing import Any, Callable, Sequence
 
 from .._progress import progress
 from ..errors import CarsError, UserInputError
-from .adb import ensure_adb_key
+from .adb_transport import ensure_adb_key
 from .blocks import EMPTY_KEY, network_blocks
 from .builder import BuildReport, ProfileConfig, build_table, partial_path
 from .device import Device, DeviceOptions, DeviceSpec, Sample, TimedModel

@@ -188,7 +188,7 @@ def test_batch_output_is_split_per_model_and_a_cut_batch_is_detected(tmp_path):
     """The batch script run by a real /bin/sh: each model's output between its markers, paths intact."""
     import subprocess
 
-    from cars_deploy.profilers.adb import batch_command, parse_batch_output
+    from cars_deploy.profilers.adb_scripts import batch_command, parse_batch_output
     from cars_deploy.profilers.runners import RUNNERS
 
     script(tmp_path / "onnxruntime_perf_test",
