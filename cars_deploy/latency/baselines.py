@@ -53,7 +53,8 @@ def build_baseline(name: str, *, seed: int = 0) -> nn.Module:
 def export_baseline(name: str, fmt: str, cache_dir: Path, *, input_size: int = 224) -> Path:
     """The cached model file of baseline ``name`` (``<cache_dir>/baselines/<format>/<name>-<size>px.<ext>``)."""
     model_format = timing_export_format(fmt)
-    path = Path(cache_dir) / "baselines" / str(model_format.cache_folder) / f"{name}-{input_size}px{model_format.suffix}"
+    folder = Path(cache_dir) / "baselines" / str(model_format.cache_folder)
+    path = folder / f"{name}-{input_size}px{model_format.suffix}"
     if not path.exists():
         model = build_baseline(name)
         with contextlib.redirect_stdout(io.StringIO()):

@@ -37,7 +37,8 @@ __all__ = [
 THERMAL_TEMPS = "cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null"
 #: ``thermal_zoneN TYPE READING`` per zone.
 THERMAL_ZONES = (
-    'for z in /sys/class/thermal/thermal_zone*; do echo "${z##*/} $(cat "$z/type" 2>/dev/null) $(cat "$z/temp" 2>/dev/null)"; done'
+    'for z in /sys/class/thermal/thermal_zone*; do echo "${z##*/} $(cat "$z/type" 2>/dev/null) '
+    '$(cat "$z/temp" 2>/dev/null)"; done'
 )
 #: Device facts in ``@@NAME`` sections: properties, cpuinfo, possible CPUs, per-core frequency and governor, zones.
 FACTS = "; ".join([

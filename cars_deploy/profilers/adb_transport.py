@@ -86,7 +86,9 @@ def _dropped_errors() -> tuple[type[BaseException], ...]:
 class AdbConnection:
     """An authenticated ``adb-shell`` connection to the phone of ``spec``, reopened after a drop."""
 
-    def __init__(self, spec: DeviceSpec, options: DeviceOptions, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self, spec: DeviceSpec, options: DeviceOptions, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
         self.spec = spec
         self.options = options
         self.key_path = ensure_adb_key(options.key_path)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserInputError
-from ..formats import timing_export_formats
+from ..formats import ONNX, timing_export_formats
 from ..space.networks import NetworkConfig
 from .blocks import EMPTY_KEY, BlockKey, block_input_shapes, network_blocks
 from .device import Device, TimedModel
@@ -193,7 +193,7 @@ def time_model(
 
 
 def _onnx_input_shapes(path: Path) -> list[tuple[int, ...]]:
-    if path.suffix.lower() != ".onnx":
+    if path.suffix.lower() != ONNX.suffix:
         raise UserInputError(f"give --input-shape for {path.name} (only ONNX models carry their input shapes)")
     import onnx
 

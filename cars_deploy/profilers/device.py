@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from ..errors import UserInputError
-from ..formats import format_for_runtime
+from ..formats import ONNX, format_for_runtime
 
 __all__ = [
     "Device",
@@ -103,7 +103,7 @@ def parse_cpu_mask(text: str) -> int:
 class DeviceOptions:
     """How a device runs models; built by the CLI, shared by every device kind."""
 
-    runtime: str = "onnxruntime"  # "onnxruntime" (.onnx), "pytorch-lite" (.ptl) or "executorch" (.pte)
+    runtime: str = ONNX.runtime  # "onnxruntime" (.onnx), "pytorch-lite" (.ptl) or "executorch" (.pte)
     threads: int = 1  # intra-op threads; with a CPU mask, the number of CPUs in it
     cpu_mask: int | None = None  # run pinned to these CPUs (taskset on a phone, sched_setaffinity locally)
     runner_path: Path | None = None  # vendor benchmark binary to use (pushed to phones; run locally if set)
