@@ -45,7 +45,7 @@ class ModelFormat:
         return self.suffixes[0]
 
 
-#: Every model format by name, in the order the command line lists them.
+#: Every model format by name, in registration order.
 FORMATS: Registry[ModelFormat] = Registry("model format")
 
 #: ONNX for ONNX Runtime; opset 17 is what older Android runtimes read. ``.ort`` is ORT's own format.
