@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data import DATASETS
-from ..export import EXPORTERS, ExportConfig, NetworkRequest, export_model, load_export_source, check_export_config
+from ..export import EXPORTERS, ExportConfig, NetworkRequest, check_export_config, export_model, load_export_source
+from ..formats import ONNX
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
 
@@ -24,8 +25,8 @@ def _parser() -> CliParser:
     )
     parser.add_argument("genotype", help="published name, DARTS-notation string, JSON file or RUN/pareto.csv:ROW")
     parser.add_argument("--checkpoint", type=Path, help="model.pt or checkpoint.pt written by cars-train")
-    parser.add_argument("--format", default="onnx", help=f"comma-separated formats among {', '.join(EXPORTERS.names())} "
-                        "(default onnx)")
+    parser.add_argument("--format", default=ONNX.name, help=f"comma-separated formats among "
+                        f"{', '.join(EXPORTERS.names())} (default {ONNX.name})")
     parser.add_argument("--out", type=Path, default=Path("export"), help="output folder (default ./export)")
     parser.add_argument("--name", default="model", help="file stem (default model)")
     sizes = parser.add_argument_group("network size without a checkpoint (with one, these must match it)")

@@ -20,11 +20,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserInputError
+from ..formats import ONNX, PTE, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.report import format_summary
 from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, time_model
-from ..profilers.device import DeviceOptions, open_device, parse_cpu_mask, parse_device_spec
+from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
+from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
 from ..profilers.table import table_files
@@ -32,8 +34,6 @@ from ..space.networks import NetworkConfig
 from ._common import CliParser, run_command
 
 __all__ = ["main"]
-
-_SUFFIX_RUNTIME = {".onnx": "onnxruntime", ".ort": "onnxruntime", ".ptl": "pytorch-lite", ".pt": "pytorch-lite", ".pte": "executorch"}
 
 
 def _parser() -> CliParser:
@@ -45,7 +45,7 @@ def _parser() -> CliParser:
     parser.add_argument("--device", required=True, action="append", metavar="SPEC",
                         help="local, adb:SERIAL (USB) or adb:HOST:PORT (TCP); repeat it to profile several phones at "
                         "once, one table each (--out NAME gives NAME-<device>.csv/.json)")
-    parser.add_argument("--runtime", choices=("onnxruntime", "pytorch-lite"), default="onnxruntime",
+    parser.add_argument("--runtime", choices=[fmt.runtime for fmt in timing_export_formats()], default=ONNX.runtime,
                         help="model format and runtime for the blocks (default: onnxruntime)")
     what = parser.add_mutually_exclusive_group(required=True)
     what.add_argument("--out", metavar="PATH", help="table to write or extend: PATH.csv + PATH.json (e.g. latency_tables/NAME)")
@@ -148,7 +148,7 @@ def _input_shapes(args: argparse.Namespace, model: Path, network: NetworkConfig)
                 raise UserInputError(f"--input-shape {text!r} must be positive integers")
             shapes.append(shape)
         return shapes
-    if model.suffix.lower() == ".onnx":
+    if model.suffix.lower() == ONNX.suffix:
         return None
     return [(1, network.in_channels, network.input_size, network.input_size)]
 
@@ -168,16 +168,16 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.model is not None:
         model = Path(args.model)
         if not model.exists() and is_baseline(args.model):
-            fmt = {"onnxruntime": "onnx", "pytorch-lite": "ptl"}[args.runtime]
+            fmt = format_for_runtime(args.runtime).name
             model = export_baseline(args.model, fmt, cache_dir, input_size=args.input_size or 224)
-        runtime = _SUFFIX_RUNTIME.get(model.suffix.lower())
-        if runtime is None:
-            raise UserInputError(f"--model {model.name}: expected a .onnx, .ptl or .pte file, or a baseline name "
+        model_format = format_for_suffix(model.suffix)
+        if model_format is None:
+            raise UserInputError(f"--model {model.name}: expected a {suffix_choices()} file, or a baseline name "
                                  f"({', '.join(BASELINES.names())})")
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
-        device = open_device(spec, _options(args, runtime, spec.kind))
+        device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
             result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir)
         finally:
@@ -188,7 +188,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.json:
             print(json.dumps(report))
         else:
-            overhead = (f"overhead {result.overhead_ms:.4f} ms subtracted" if model.suffix.lower() != ".pte"
+            overhead = (f"overhead {result.overhead_ms:.4f} ms subtracted" if model.suffix.lower() != PTE.suffix
                         else "no overhead probe for .pte, nothing subtracted")
             print(f"{model.name} on {spec}: {result.latency_ms:.4f} ms (p10 {result.p10_ms:.4f}, p50 {result.p50_ms:.4f}, "
                   f"p90 {result.p90_ms:.4f}; {overhead}; {result.rounds} rounds, {result.runs} runs)")

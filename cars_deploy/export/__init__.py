@@ -5,8 +5,8 @@ from . import ptl as _ptl  # noqa: F401
 from .api import ExportConfig, ExportResult, card_path_for, check_export_config, export_model
 from .base import (
     EXPORTERS,
-    ExportError,
     Exporter,
+    ExportError,
     ExporterUnavailableError,
     VerificationError,
     get_exporter,

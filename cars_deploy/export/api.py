@@ -22,9 +22,10 @@ import torch
 
 from .._io import default_file_mode
 from ..errors import UserInputError
+from ..formats import ONNX
 from ..train.model_card import build_model_card, write_model_card
 from ..train.outputs import prepare_output_dir
-from .base import ExportedFile, ExportError, Exporter, VerificationError, get_exporter, parse_formats
+from .base import ExportedFile, Exporter, ExportError, VerificationError, get_exporter, parse_formats
 from .loading import ExportSource
 
 __all__ = ["ExportConfig", "ExportResult", "card_path_for", "check_export_config", "export_model"]
@@ -34,7 +35,7 @@ __all__ = ["ExportConfig", "ExportResult", "card_path_for", "check_export_config
 class ExportConfig:
     """How to export and how strictly to check the exported files."""
 
-    formats: tuple[str, ...] = ("onnx",)  # format names (see EXPORTERS), written in this order
+    formats: tuple[str, ...] = (ONNX.name,)  # format names (see EXPORTERS), written in this order
     out_dir: Path = Path("export")  # folder that receives the files and their model cards
     name: str = "model"  # file stem: model.onnx, model.onnx.card.json, ...
     tolerance: float = 1e-4  # largest accepted |runtime - PyTorch| over all logits

@@ -14,11 +14,11 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
 from torch import nn
 
 from ..data import DatasetInfo, dataset_info
 from ..errors import CheckpointError, UserInputError
+from ..profilers.export_blocks import seeded
 from ..space import Genotype, NetworkConfig, build_network
 from ..train.checkpoint import Checkpoint, describe_genotype, load_checkpoint, strip_auxiliary
 
@@ -80,8 +80,7 @@ def _random(genotype: Genotype, request: NetworkRequest, seed: int) -> ExportSou
         raise UserInputError(str(exc)) from None
     if network.num_classes != info.num_classes:
         info = replace(info, num_classes=network.num_classes, class_names=tuple(f"class_{i}" for i in range(network.num_classes)))
-    with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's generator
-        torch.manual_seed(seed)
+    with seeded(seed):  # seeded weights without touching the caller's generator
         model = build_network(genotype, network)
     return ExportSource(genotype=genotype, network=network, dataset=info, model=_frozen(model), weights="random")
 

@@ -16,20 +16,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..formats import ONNX
 from .base import EXPORTERS, ExportedFile, Runner
 
-__all__ = ["OnnxExporter", "OPSET"]
-
-#: The ONNX operator set written.
-OPSET = 17
+__all__ = ["OnnxExporter"]
 
 
-@EXPORTERS.register("onnx")
+@EXPORTERS.register(ONNX.name)
 class OnnxExporter:
     """``.onnx`` for ONNX Runtime (Android, iOS, desktop); inputs ``input`` (N, 3, H, W), output ``logits``."""
 
-    name = "onnx"
-    suffix = ".onnx"
+    name = ONNX.name
+    suffix = ONNX.suffix
     batch_sizes = (1, 2)
 
     def check_available(self) -> None:
@@ -50,7 +48,7 @@ class OnnxExporter:
                 (example,),
                 str(path),
                 dynamo=False,
-                opset_version=OPSET,
+                opset_version=ONNX.opset,
                 input_names=["input"],
                 output_names=["logits"],
                 dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},

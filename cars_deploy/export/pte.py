@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..formats import PTE
 from .base import EXPORTERS, ExportedFile, ExporterUnavailableError, Runner
 
 __all__ = ["PteExporter", "INSTALL_HINT"]
@@ -42,15 +43,15 @@ def _import_quietly(name: str) -> object:
         pytree_log.setLevel(level)
 
 
-@EXPORTERS.register("pte")
+@EXPORTERS.register(PTE.name)
 class PteExporter:
     """``.pte`` for the ExecuTorch runtime (Android/iOS), XNNPACK-delegated; fixed batch of 1.
 
     A ``.pte`` has no field for free-form metadata: the model card beside it carries the description.
     """
 
-    name = "pte"
-    suffix = ".pte"
+    name = PTE.name
+    suffix = PTE.suffix
     batch_sizes = (1,)
 
     def check_available(self) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..formats import PTL
 from .base import EXPORTERS, ExportedFile, Runner
 
 __all__ = ["PtlExporter", "xnnpack_available"]
@@ -76,12 +77,12 @@ def _optimize(
     return torch.jit.freeze(traced), "torch.jit.freeze"
 
 
-@EXPORTERS.register("ptl")
+@EXPORTERS.register(PTL.name)
 class PtlExporter:
     """``.ptl`` for PyTorch Mobile (``org.pytorch:pytorch_android_lite``, ``LibTorch-Lite``)."""
 
-    name = "ptl"
-    suffix = ".ptl"
+    name = PTL.name
+    suffix = PTL.suffix
     batch_sizes = (1, 2)
 
     def check_available(self) -> None:

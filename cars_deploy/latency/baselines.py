@@ -12,12 +12,12 @@ import io
 from pathlib import Path
 from typing import Callable
 
-import torch
 from torch import nn
 
 from .._registry import Registry
 from ..errors import UserInputError
-from ..profilers.export_blocks import FORMATS, export_module
+from ..formats import timing_export_format
+from ..profilers.export_blocks import export_module, seeded
 
 __all__ = ["BASELINES", "build_baseline", "export_baseline", "is_baseline"]
 
@@ -46,19 +46,17 @@ def build_baseline(name: str, *, seed: int = 0) -> nn.Module:
     """The baseline ``name`` in eval mode, its random weights drawn from a generator seeded by ``seed``."""
     if name not in BASELINES:
         raise UserInputError(f"unknown baseline model {name!r}; known: {', '.join(BASELINES.names())}")
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         return BASELINES.get(name)().eval()
 
 
 def export_baseline(name: str, fmt: str, cache_dir: Path, *, input_size: int = 224) -> Path:
     """The cached model file of baseline ``name`` (``<cache_dir>/baselines/<format>/<name>-<size>px.<ext>``)."""
-    if fmt not in FORMATS:
-        raise UserInputError(f"baselines are timed as {' or '.join(FORMATS)}, not {fmt!r}")
-    folder, suffix = FORMATS[fmt]
-    path = Path(cache_dir) / "baselines" / folder / f"{name}-{input_size}px{suffix}"
+    model_format = timing_export_format(fmt)
+    folder = Path(cache_dir) / "baselines" / str(model_format.cache_folder)
+    path = folder / f"{name}-{input_size}px{model_format.suffix}"
     if not path.exists():
         model = build_baseline(name)
         with contextlib.redirect_stdout(io.StringIO()):
-            export_module(model, ((1, 3, input_size, input_size),), path, fmt)  # type: ignore[arg-type]
+            export_module(model, ((1, 3, input_size, input_size),), path, fmt)
     return path

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..profilers.builder import ProfileConfig, build_table
-from ..profilers.device import DeviceOptions, open_device
+from ..profilers.device import DeviceOptions
+from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
 from ..profilers.table import LatencyTable, table_files

@@ -16,16 +16,15 @@ plain space sampler. Genotypes are de-duplicated by their canonical form.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 from pathlib import Path
-from typing import Iterator, Literal, Sequence
+from typing import Literal, Sequence
 
 import numpy as np
-import torch
 
 from ..errors import UserInputError
-from ..profilers.export_blocks import FORMATS, export_module
+from ..formats import timing_export_format
+from ..profilers.export_blocks import export_module, seeded
 from ..space.genotype import NUM_NODES, Genotype, random_genotype
 from ..space.genotypes import GENOTYPES
 from ..space.networks import NetworkConfig, build_network
@@ -92,8 +91,9 @@ class NetworkExporter:
         self.network = network
 
     def path(self, genotype: Genotype, fmt: str) -> Path:
-        folder, suffix = _format(fmt)
-        return self.cache_dir / "networks" / folder / network_id(self.network) / f"{genotype_hash(genotype)}{suffix}"
+        model_format = timing_export_format(fmt)
+        return (self.cache_dir / "networks" / str(model_format.cache_folder) / network_id(self.network)
+                / f"{genotype_hash(genotype)}{model_format.suffix}")
 
     def input_shape(self) -> tuple[int, int, int, int]:
         return (1, self.network.in_channels, self.network.input_size, self.network.input_size)
@@ -103,22 +103,7 @@ class NetworkExporter:
         from a generator seeded by the genotype, so the file is reproducible)."""
         path = self.path(genotype, fmt)
         if not path.exists():
-            with _seeded(genotype_hash(genotype)):
+            with seeded(int(genotype_hash(genotype), 16) & 0x7FFF_FFFF_FFFF_FFFF):
                 model = build_network(genotype, self.network).eval()
-            export_module(model, (self.input_shape(),), path, fmt)  # type: ignore[arg-type]
+            export_module(model, (self.input_shape(),), path, fmt)
         return path
-
-
-def _format(fmt: str) -> tuple[str, str]:
-    try:
-        return FORMATS[fmt]
-    except KeyError:
-        raise UserInputError(f"whole networks are timed as {' or '.join(FORMATS)}, not {fmt!r}") from None
-
-
-@contextlib.contextmanager
-def _seeded(text: str) -> Iterator[None]:
-    """Runs the body with torch's global generator seeded from ``text``, restoring it afterwards."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(text, 16) & 0x7FFF_FFFF_FFFF_FFFF)
-        yield

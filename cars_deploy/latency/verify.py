@@ -102,7 +102,8 @@ def verify_pareto_file(
     of ``latency_table`` when that table was made on the same device (so the two numbers describe the
     same thing), else with the defaults (ONNX Runtime, 1 thread)."""
     from .._io import atomic_write_text
-    from ..profilers.device import open_device, parse_device_spec
+    from ..profilers.device import parse_device_spec
+    from ..profilers.devices import open_device
     from ..profilers.export_blocks import default_cache_dir
     from ..profilers.table import LatencyTable
 

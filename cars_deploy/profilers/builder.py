@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserInputError
+from ..formats import ONNX, timing_export_formats
 from ..space.networks import NetworkConfig
 from .blocks import EMPTY_KEY, BlockKey, block_input_shapes, network_blocks
 from .device import Device, TimedModel
@@ -167,9 +168,11 @@ def time_models(
         for path, shapes in zip(paths, shapes_per_model)
     ]
     overhead: str | None = None
-    fmt = {".onnx": "onnx", ".ptl": "ptl"}.get(suffixes.pop())
-    if fmt is not None:
-        probe = BlockExporter(cache_dir).export(EMPTY_KEY, fmt)
+    suffix = suffixes.pop()
+    # The probe is an exported block, so models get one only in a format blocks are written in.
+    probe_format = next((fmt for fmt in timing_export_formats() if fmt.suffix == suffix), None)
+    if probe_format is not None:
+        probe = BlockExporter(cache_dir).export(EMPTY_KEY, probe_format.name)
         models.append(TimedModel(EMPTY_KEY.id, probe, block_input_shapes(EMPTY_KEY)))
         overhead = EMPTY_KEY.id
     settings = {**table_settings(device), "runs": protocol.runs, "call_warmup": protocol.call_warmup, "seed": protocol.seed}
@@ -190,7 +193,7 @@ def time_model(
 
 
 def _onnx_input_shapes(path: Path) -> list[tuple[int, ...]]:
-    if path.suffix.lower() != ".onnx":
+    if path.suffix.lower() != ONNX.suffix:
         raise UserInputError(f"give --input-shape for {path.name} (only ONNX models carry their input shapes)")
     import onnx
 

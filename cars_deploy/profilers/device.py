@@ -1,9 +1,10 @@
-"""The ``Device`` protocol, device specs (``local``, ``adb:SERIAL``, ``adb:HOST:PORT``) and the device registry.
+"""The ``Device`` protocol, device specs (``local``, ``adb:SERIAL``, ``adb:HOST:PORT``) and what device kinds share.
 
 A device times model files: ``prepare`` loads (or pushes) them once, then ``time_batch`` times several
 of them in one call, each ``runs`` times, and returns one ``Sample`` per model. Everything about the
 measurement protocol (warm-up, interleaved rounds, percentiles, overhead) lives in ``protocol.py``
-and is the same for every device; a device only decides how one batch is run.
+and is the same for every device; a device only decides how one batch is run. The device kinds
+(``local.py``, ``adb.py``) build on this module; ``devices.py`` registers them and opens one by spec.
 """
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
-from .._registry import Registry
 from ..errors import UserInputError
+from ..formats import ONNX, format_for_runtime
 
 __all__ = [
     "Device",
@@ -23,20 +24,13 @@ __all__ = [
     "DeviceOptions",
     "TimedModel",
     "Sample",
-    "DEVICES",
-    "RUNTIMES",
     "parse_device_spec",
-    "open_device",
     "parse_cpu_mask",
     "max_temperature",
     "to_celsius",
     "CooldownLog",
     "wait_for_cooldown",
 ]
-
-#: Runtime name -> the model format it runs.
-RUNTIMES: dict[str, str] = {"onnxruntime": "onnx", "pytorch-lite": "ptl", "executorch": "pte"}
-
 
 @dataclass(frozen=True)
 class DeviceSpec:
@@ -109,7 +103,7 @@ def parse_cpu_mask(text: str) -> int:
 class DeviceOptions:
     """How a device runs models; built by the CLI, shared by every device kind."""
 
-    runtime: str = "onnxruntime"  # "onnxruntime" (.onnx), "pytorch-lite" (.ptl) or "executorch" (.pte)
+    runtime: str = ONNX.runtime  # "onnxruntime" (.onnx), "pytorch-lite" (.ptl) or "executorch" (.pte)
     threads: int = 1  # intra-op threads; with a CPU mask, the number of CPUs in it
     cpu_mask: int | None = None  # run pinned to these CPUs (taskset on a phone, sched_setaffinity locally)
     runner_path: Path | None = None  # vendor benchmark binary to use (pushed to phones; run locally if set)
@@ -126,7 +120,8 @@ class DeviceOptions:
 
     @property
     def model_format(self) -> str:
-        return RUNTIMES[self.runtime]
+        """The name of the model format ``runtime`` runs (``cars_deploy.formats``)."""
+        return format_for_runtime(self.runtime).name
 
 
 @dataclass(frozen=True)
@@ -177,29 +172,6 @@ class Device(Protocol):
 
     def close(self) -> None:
         ...
-
-
-#: Device kind -> factory ``(spec, options) -> Device``.
-DEVICES: Registry[Callable[[DeviceSpec, DeviceOptions], Device]] = Registry("device")
-
-
-def open_device(spec: str | DeviceSpec, options: DeviceOptions) -> Device:
-    """The device for ``spec`` (parsed if text), connected and ready for ``prepare``."""
-    from . import adb, local  # noqa: F401  (register the device kinds)
-
-    parsed = parse_device_spec(spec) if isinstance(spec, str) else spec
-    if options.runtime not in RUNTIMES:
-        raise UserInputError(f"unknown runtime {options.runtime!r}; known: {', '.join(RUNTIMES)}")
-    if options.threads < 1:
-        raise UserInputError(f"--threads must be at least 1, got {options.threads}")
-    if options.cpu_mask is not None and bin(options.cpu_mask).count("1") != options.threads:
-        raise UserInputError(
-            f"--threads {options.threads} does not match --cpu-mask {options.cpu_mask:x} "
-            f"({bin(options.cpu_mask).count('1')} CPUs); give one thread per CPU of the mask"
-        )
-    if options.runner_path is not None and not Path(options.runner_path).is_file():
-        raise UserInputError(f"runner binary {options.runner_path} not found")
-    return DEVICES.get(parsed.kind)(parsed, options)
 
 
 # ----- thermal helpers shared by the device kinds ------------------------------------------------

@@ -1,6 +1,7 @@
 """Exports one block alone as a model file a phone runtime can time: ONNX (opset 17) or TorchScript Lite.
 
-Files are cached by block key under a cache folder (``<cache>/onnx17/<id>.onnx``, ``<cache>/ptl/<id>.ptl``)
+Files are cached by block key under a cache folder (``<cache>/onnx17/<id>.onnx``, ``<cache>/ptl/<id>.ptl``;
+folders, suffixes and opset from ``cars_deploy.formats``)
 so that a resumed or repeated profiling run never exports a block twice; each file is written to a
 temporary name and renamed, so a killed export leaves no half-written model behind.
 
@@ -10,7 +11,9 @@ about 2 s per block against 0.05 s, which alone would blow the one-minute budget
 TorchScript exporter is deprecated but present; if a future torch removes it, the dynamo exporter
 with ``opset_version=17`` is used instead. The ``.ptl`` file is ``torch.jit.trace`` followed by
 ``_save_for_lite_interpreter`` (also deprecated in favour of ExecuTorch, still working in 2.14).
-Weights are drawn from a generator seeded by the block id, so a block's file is reproducible.
+Weights are drawn from torch's generator seeded by the block id (``seeded``), so a block's file is
+reproducible; whole networks and baselines (``latency``) and randomly initialised exports (``export``)
+are seeded the same way.
 """
 from __future__ import annotations
 
@@ -21,19 +24,15 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Iterator, Literal
+from typing import Iterator
 
 import torch
 
-from ..errors import DeviceError, UserInputError
+from ..errors import DeviceError
+from ..formats import ONNX, timing_export_format
 from .blocks import BlockKey, block_input_shapes, build_block
 
-__all__ = ["ModelFormat", "FORMATS", "BlockExporter", "export_module", "default_cache_dir"]
-
-ModelFormat = Literal["onnx", "ptl"]
-#: Format -> (cache sub-folder, file suffix).
-FORMATS: dict[str, tuple[str, str]] = {"onnx": ("onnx17", ".onnx"), "ptl": ("ptl", ".ptl")}
-ONNX_OPSET = 17
+__all__ = ["BlockExporter", "export_module", "default_cache_dir", "seeded", "text_seed"]
 
 
 def default_cache_dir() -> Path:
@@ -49,25 +48,26 @@ class BlockExporter:
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = Path(cache_dir)
 
-    def path(self, key: BlockKey, fmt: ModelFormat) -> Path:
-        """Where the cached file of ``key`` in ``fmt`` lives (whether or not it exists yet)."""
-        folder, suffix = _format(fmt)
-        return self.cache_dir / folder / f"{key.id}{suffix}"
+    def path(self, key: BlockKey, fmt: str) -> Path:
+        """Where the cached file of ``key`` in format ``fmt`` lives (whether or not it exists yet)."""
+        model_format = timing_export_format(fmt)
+        return self.cache_dir / str(model_format.cache_folder) / f"{key.id}{model_format.suffix}"
 
-    def export(self, key: BlockKey, fmt: ModelFormat) -> Path:
+    def export(self, key: BlockKey, fmt: str) -> Path:
         """The cached file of ``key``, exporting it first if missing."""
         path = self.path(key, fmt)
         if not path.exists():
-            with _seeded(key.id):
+            with seeded(text_seed(key.id)):
                 module = build_block(key)
             shapes = block_input_shapes(key)
             export_module(module, shapes, path, fmt)
         return path
 
 
-def export_module(module: torch.nn.Module, input_shapes: tuple[tuple[int, ...], ...], path: Path, fmt: ModelFormat) -> None:
-    """Writes ``module`` (called with float inputs of ``input_shapes``) to ``path`` atomically."""
-    _format(fmt)
+def export_module(module: torch.nn.Module, input_shapes: tuple[tuple[int, ...], ...], path: Path, fmt: str) -> None:
+    """Writes ``module`` (called with float inputs of ``input_shapes``) to ``path`` atomically, as ONNX
+    or TorchScript Lite (``fmt``: ``"onnx"`` or ``"ptl"``)."""
+    model_format = timing_export_format(fmt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
@@ -78,7 +78,7 @@ def export_module(module: torch.nn.Module, input_shapes: tuple[tuple[int, ...], 
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
-            if fmt == "onnx":
+            if model_format is ONNX:
                 _export_onnx(module, inputs, tmp)
             else:
                 traced = torch.jit.trace(module, inputs if len(inputs) > 1 else inputs[0])
@@ -93,13 +93,13 @@ def _export_onnx(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path
     names = [f"x{i}" for i in range(len(inputs))]
     try:
         torch.onnx.export(
-            module, inputs, str(path), opset_version=ONNX_OPSET, dynamo=False, input_names=names, output_names=["y"]
+            module, inputs, str(path), opset_version=ONNX.opset, dynamo=False, input_names=names, output_names=["y"]
         )
     except (TypeError, RuntimeError, NotImplementedError) as legacy_error:
         # The TorchScript exporter was removed or refused the module: use the dynamo exporter.
         with contextlib.redirect_stdout(io.StringIO()):
             program = torch.onnx.export(
-                module, inputs, dynamo=True, opset_version=ONNX_OPSET, input_names=names, output_names=["y"]
+                module, inputs, dynamo=True, opset_version=ONNX.opset, input_names=names, output_names=["y"]
             )
         if program is None:
             raise legacy_error
@@ -107,17 +107,15 @@ def _export_onnx(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path
 
 
 @contextlib.contextmanager
-def _seeded(text: str) -> Iterator[None]:
-    """Runs the body with torch's global generator seeded from ``text`` (module init draws from it),
-    restoring the caller's generator state afterwards."""
-    seed = int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+def seeded(seed: int) -> Iterator[None]:
+    """Runs the body with torch's global generator seeded with ``seed``, restoring the caller's state
+    afterwards. Module constructors draw their initial weights from the global generator (``nn.init``
+    takes no generator), so a forked scope is how a built module gets reproducible weights."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
 
 
-def _format(fmt: str) -> tuple[str, str]:
-    try:
-        return FORMATS[fmt]
-    except KeyError:
-        raise UserInputError(f"unknown model format {fmt!r}; known: {', '.join(FORMATS)}") from None
+def text_seed(text: str) -> int:
+    """A non-negative 63-bit seed derived from ``text`` (SHA-256), stable across runs and machines."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF

@@ -21,7 +21,17 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from ..errors import DeviceError, UserInputError
-from .device import DEVICES, CooldownLog, DeviceOptions, DeviceSpec, Sample, TimedModel, max_temperature, to_celsius, wait_for_cooldown
+from ..formats import ONNX, PTE, PTL, format_for_runtime, format_for_suffix, suffix_choices
+from .device import (
+    CooldownLog,
+    DeviceOptions,
+    DeviceSpec,
+    Sample,
+    TimedModel,
+    max_temperature,
+    to_celsius,
+    wait_for_cooldown,
+)
 from .runners import RUNNERS, Runner, runner_for_format
 
 __all__ = ["LocalDevice"]
@@ -70,17 +80,18 @@ class LocalDevice:
             if model.name in self._calls:
                 continue
             suffix = model.path.suffix.lower()
+            model_format = format_for_suffix(suffix)
             if self.options.runner_path is not None:
                 self._runner = runner_for_format(suffix)
                 self._calls[model.name] = lambda: None
-            elif suffix in (".onnx", ".ort"):
+            elif model_format is ONNX:  # ONNX Runtime loads .onnx and its own .ort files
                 self._calls[model.name] = self._onnx_call(model)
-            elif suffix == ".ptl":
+            elif model_format is PTL and suffix == PTL.suffix:  # in process only .ptl; a .pt needs --runner
                 self._calls[model.name] = self._lite_call(model)
-            elif suffix == ".pte":
+            elif model_format is PTE:
                 self._calls[model.name] = self._executorch_call(model)
             else:
-                raise UserInputError(f"cannot time {model.path.name}: expected a .onnx, .ptl or .pte model")
+                raise UserInputError(f"cannot time {model.path.name}: expected a {suffix_choices()} model")
 
     def time_batch(self, models: Sequence[TimedModel], *, runs: int, warmup: int) -> list[Sample]:
         wait_for_cooldown(
@@ -193,7 +204,7 @@ class LocalDevice:
 
     # ----- a vendor runner on the host ------------------------------------------------------------
     def _run_runner(self, model: TimedModel, *, runs: int, warmup: int) -> tuple[float, int]:
-        runner = self._runner or RUNNERS.get("onnxruntime_perf_test")
+        runner = self._runner or RUNNERS.get(ONNX.runner)
         argv = [str(self.options.runner_path)] + runner.arguments(
             str(model.path), runs=runs, warmup=warmup, threads=self.options.threads, input_shapes=model.input_shapes
         )
@@ -263,7 +274,7 @@ def _cpu_frequencies() -> list[dict[str, Any]]:
 
 def _runtime_version(runtime: str) -> str:
     try:
-        if runtime == "onnxruntime":
+        if format_for_runtime(runtime) is ONNX:
             import onnxruntime
 
             return f"onnxruntime {onnxruntime.__version__}"
@@ -272,6 +283,3 @@ def _runtime_version(runtime: str) -> str:
         return f"torch {torch.__version__}"
     except ImportError:
         return "unknown"
-
-
-DEVICES.add("local", LocalDevice)

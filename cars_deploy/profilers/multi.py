@@ -13,8 +13,7 @@ What concurrency needs, done here before any thread starts, in the calling threa
   torch's global generator and drive the TorchScript exporter, neither of which is safe to run from
   several threads at once; the threads then only find the cached files;
 - each ADB key is created once (two threads creating the same key pair could pair one's private key
-  with the other's public key);
-- device kinds are imported (their registry entries) once.
+  with the other's public key).
 
 One progress display counts the samples of all devices (``tqdm``, off when stderr is not a terminal),
 with one ``done/planned`` entry per device; the per-device bars of ``protocol.measure`` are turned off.
@@ -33,9 +32,11 @@ from typing import Any, Callable, Sequence
 
 from .._progress import progress
 from ..errors import CarsError, UserInputError
+from .adb_transport import ensure_adb_key
 from .blocks import EMPTY_KEY, network_blocks
 from .builder import BuildReport, ProfileConfig, build_table, partial_path
-from .device import Device, DeviceOptions, DeviceSpec, Sample, TimedModel, open_device
+from .device import Device, DeviceOptions, DeviceSpec, Sample, TimedModel
+from .devices import open_device
 from .export_blocks import BlockExporter
 from .table import table_files
 
@@ -177,9 +178,6 @@ def _resumed(job: DeviceJob, models: Sequence[TimedModel]) -> int:
 def _prepare_shared(jobs: Sequence[DeviceJob]) -> dict[int, tuple[str, int]]:
     """Exports every job's blocks (cached: a second job of the same format finds them) and creates
     ADB keys, in this thread; returns job index -> (error, exit code) for jobs that cannot start."""
-    from . import adb, local  # noqa: F401  (register the device kinds before the threads look them up)
-    from .adb import ensure_adb_key
-
     failed: dict[int, tuple[str, int]] = {}
     for i, job in enumerate(jobs):
         fmt = job.options.model_format
@@ -187,8 +185,8 @@ def _prepare_shared(jobs: Sequence[DeviceJob]) -> dict[int, tuple[str, int]]:
             exporter = BlockExporter(job.config.cache_dir)
             for network in job.config.networks:
                 for block in network_blocks(network):
-                    exporter.export(block, fmt)  # type: ignore[arg-type]
-            exporter.export(EMPTY_KEY, fmt)  # type: ignore[arg-type]
+                    exporter.export(block, fmt)
+            exporter.export(EMPTY_KEY, fmt)
             if job.spec.kind == "adb":
                 ensure_adb_key(job.options.key_path)
         except CarsError as exc:

@@ -28,6 +28,7 @@ from typing import Protocol, Sequence
 
 from .._registry import Registry
 from ..errors import UserInputError
+from ..formats import ONNX, PTE, PTL, all_formats, format_for_suffix
 
 __all__ = [
     "Runner",
@@ -64,7 +65,6 @@ class Runner(Protocol):
     """A vendor benchmark binary: how to call it on one model and how to read what it prints."""
 
     name: str  # the binary's usual file name (also its name on the device under /data/local/tmp/cars)
-    model_suffixes: tuple[str, ...]  # model files it times
 
     def arguments(
         self, model: str, *, runs: int, warmup: int, threads: int, input_shapes: Sequence[Sequence[int]]
@@ -93,8 +93,7 @@ def _excerpt(output: str) -> str:
 class OnnxruntimePerfTest:
     """ONNX Runtime's ``onnxruntime_perf_test`` (CPU provider, fixed repetitions, generated inputs)."""
 
-    name = "onnxruntime_perf_test"
-    model_suffixes = (".onnx", ".ort")
+    name = ONNX.runner
     _AVERAGE = re.compile(r"^\s*Average (?:inference )?time cost(?: total)?\s*:\s*" + _NUMBER + r"\s*ms", re.M)
     _RUNS = re.compile(r"^\s*(?:Total inference requests|Total iterations|Runs)\s*:\s*(\d+)", re.M)
     _PERCENTILE = re.compile(r"^\s*(Min|Max|P\d+) Latency(?::| is)\s*" + _NUMBER + r"\s*(s|sec)\b", re.M)
@@ -126,8 +125,7 @@ class OnnxruntimePerfTest:
 class SpeedBenchmarkTorch:
     """PyTorch's ``speed_benchmark_torch`` built with the lite interpreter (``.ptl`` models)."""
 
-    name = "speed_benchmark_torch"
-    model_suffixes = (".ptl", ".pt")
+    name = PTL.runner
     _OBSERVER = re.compile(r"^\s*PyTorchObserver\s+(\{.*\})\s*$", re.M)
     _SUMMARY = re.compile(r"Main run finished\. (Microseconds|Milliseconds) per iter:\s*" + _NUMBER)
 
@@ -181,8 +179,7 @@ class SpeedBenchmarkTorch:
 class ExecutorRunner:
     """ExecuTorch's ``executor_runner`` (``.pte`` programs, inputs of ones)."""
 
-    name = "executor_runner"
-    model_suffixes = (".pte",)
+    name = PTE.runner
     _TOTAL = re.compile(r"Model executed successfully (\d+) time\(s\) in " + _NUMBER + r" ms")
     _ITERATION = re.compile(r"Iteration \d+ of \d+: " + _NUMBER + r" ms")
 
@@ -213,13 +210,11 @@ RUNNERS.add(OnnxruntimePerfTest.name, OnnxruntimePerfTest())
 RUNNERS.add(SpeedBenchmarkTorch.name, SpeedBenchmarkTorch())
 RUNNERS.add(ExecutorRunner.name, ExecutorRunner())
 
-_BY_SUFFIX = {".onnx": "onnxruntime_perf_test", ".ort": "onnxruntime_perf_test", ".ptl": "speed_benchmark_torch",
-              ".pt": "speed_benchmark_torch", ".pte": "executor_runner"}
-
 
 def runner_for_format(suffix: str) -> Runner:
-    """The runner that times model files ending in ``suffix`` (``.onnx``, ``.ptl``, ``.pte``)."""
-    try:
-        return RUNNERS.get(_BY_SUFFIX[suffix.lower()])
-    except KeyError:
-        raise UserInputError(f"no runner times {suffix!r} models; known: .onnx, .ptl, .pte") from None
+    """The runner that times model files ending in ``suffix`` (``.onnx``, ``.ptl``, ``.pte``): its format's."""
+    model_format = format_for_suffix(suffix)
+    if model_format is None:
+        known = ", ".join(fmt.suffix for fmt in all_formats())
+        raise UserInputError(f"no runner times {suffix!r} models; known: {known}")
+    return RUNNERS.get(model_format.runner)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -238,10 +237,9 @@ class LatencyTable:
         csv, sidecar = table_files(base)
         buffer = io.StringIO()
         self.frame.to_csv(buffer, index=False, float_format="%.6g")
+        # A table is shared data, not a secret: both files get a plain open's mode (0666 less the umask).
         atomic_write_text(csv, buffer.getvalue())
         atomic_write_text(sidecar, json.dumps(_jsonable(self.meta), indent=1, sort_keys=False) + "\n")
-        for path in (csv, sidecar):  # a table is shared data, not a secret (the temporary file was 0600)
-            os.chmod(path, 0o644)
         self.path = csv
         return csv
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cars_deploy.profilers.builder import ProfileConfig, build_table
-from cars_deploy.profilers.device import DeviceOptions, open_device
+from cars_deploy.profilers.device import DeviceOptions
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.profilers.table import table_files
 from cars_deploy.space import NetworkConfig

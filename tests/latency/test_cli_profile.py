@@ -10,8 +10,9 @@ import pytest
 from cars_deploy.cli.profile import main
 from cars_deploy.latency import LatencyPredictor, ValidationConfig, calibrate_table, network_id
 from cars_deploy.latency.validation import default_report_dir
-from cars_deploy.profilers.adb import ensure_adb_key
-from cars_deploy.profilers.device import DeviceOptions, open_device
+from cars_deploy.profilers.adb_transport import ensure_adb_key
+from cars_deploy.profilers.device import DeviceOptions
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.profilers.table import LatencyTable, table_files
 from cars_deploy.space import GENOTYPES

@@ -11,10 +11,10 @@ import pytest
 
 from cars_deploy.cli.search import main as search_main
 from cars_deploy.errors import UserInputError
-from cars_deploy.latency import LatencyPredictor, network_id
-from cars_deploy.latency import host, verify
+from cars_deploy.latency import LatencyPredictor, host, network_id, verify
 from cars_deploy.profilers.builder import ProfileConfig, build_table
-from cars_deploy.profilers.device import DeviceOptions, open_device
+from cars_deploy.profilers.device import DeviceOptions
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.profilers.table import LatencyTable, table_files
 from cars_deploy.search.objectives import build_costs

@@ -13,7 +13,8 @@ from cars_deploy.latency import LatencyPredictor, ValidationConfig, calibrate_ta
 from cars_deploy.latency.calibration import fit_calibration
 from cars_deploy.latency.metrics import meets_targets
 from cars_deploy.latency.report import REPORT_FILES, format_summary
-from cars_deploy.profilers.device import DeviceOptions, open_device
+from cars_deploy.profilers.device import DeviceOptions
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.profilers.table import LatencyTable, MissingBlockError, TableError
 from cars_deploy.space import GENOTYPES

@@ -6,7 +6,8 @@ import pytest
 
 from cars_deploy.errors import UserInputError
 from cars_deploy.latency.verify import measure_genotypes, options_from_table, verify_pareto
-from cars_deploy.profilers.device import DeviceOptions, open_device
+from cars_deploy.profilers.device import DeviceOptions
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.space import GENOTYPES
 

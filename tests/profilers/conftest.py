@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cars_deploy.profilers.adb import ensure_adb_key
+from cars_deploy.profilers.adb_transport import ensure_adb_key
 from cars_deploy.space import NetworkConfig
 
 from .adb_emulator import make_sandbox

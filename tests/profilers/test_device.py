@@ -11,12 +11,12 @@ from cars_deploy.profilers.device import (
     DeviceOptions,
     DeviceSpec,
     max_temperature,
-    open_device,
     parse_cpu_mask,
     parse_device_spec,
     to_celsius,
     wait_for_cooldown,
 )
+from cars_deploy.profilers.devices import open_device
 
 
 @pytest.mark.parametrize(
@@ -103,7 +103,7 @@ def test_cooldown_gives_up_after_the_maximum_and_skips_when_cool():
 def test_adb_key_is_created_once_under_the_config_dir_and_kept_private(tmp_path, monkeypatch):
     import stat
 
-    from cars_deploy.profilers.adb import default_key_path, ensure_adb_key
+    from cars_deploy.profilers.adb_transport import default_key_path, ensure_adb_key
 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     path = default_key_path()

@@ -10,7 +10,7 @@ from torch.jit.mobile import _load_for_lite_interpreter
 
 from cars_deploy.errors import UserInputError
 from cars_deploy.profilers.blocks import EMPTY_KEY, BlockKey, block_input_shapes, build_block
-from cars_deploy.profilers.export_blocks import BlockExporter, _seeded
+from cars_deploy.profilers.export_blocks import BlockExporter, seeded, text_seed
 
 KEYS = [
     BlockKey("sep_conv_5x5", 8, 8, 16, 16, 2),
@@ -24,7 +24,7 @@ KEYS = [
 
 
 def _reference(key: BlockKey, inputs: list[np.ndarray]) -> np.ndarray:
-    with _seeded(key.id):
+    with seeded(text_seed(key.id)):
         module = build_block(key)
     with torch.no_grad():
         return module(*(torch.from_numpy(x) for x in inputs)).numpy()

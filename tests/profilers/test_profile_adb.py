@@ -14,7 +14,8 @@ import pytest
 
 from cars_deploy.cli.profile import main
 from cars_deploy.profilers.blocks import BlockKey, block_input_shapes, network_blocks
-from cars_deploy.profilers.device import DeviceOptions, TimedModel, open_device
+from cars_deploy.profilers.device import DeviceOptions, TimedModel
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.export_blocks import BlockExporter
 from cars_deploy.profilers.table import LatencyTable, table_files
 
@@ -187,7 +188,7 @@ def test_batch_output_is_split_per_model_and_a_cut_batch_is_detected(tmp_path):
     """The batch script run by a real /bin/sh: each model's output between its markers, paths intact."""
     import subprocess
 
-    from cars_deploy.profilers.adb import batch_command, parse_batch_output
+    from cars_deploy.profilers.adb_scripts import batch_command, parse_batch_output
     from cars_deploy.profilers.runners import RUNNERS
 
     script(tmp_path / "onnxruntime_perf_test",

@@ -156,7 +156,8 @@ def test_whole_lite_model_and_bad_model_files(tmp_path, block_cache, capsys):
 
 def test_several_whole_models_are_timed_together(tmp_path, block_cache):
     from cars_deploy.profilers.builder import time_models
-    from cars_deploy.profilers.device import DeviceOptions, open_device
+    from cars_deploy.profilers.device import DeviceOptions
+    from cars_deploy.profilers.devices import open_device
     from cars_deploy.profilers.protocol import ProtocolConfig
 
     exporter = BlockExporter(block_cache)

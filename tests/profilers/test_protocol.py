@@ -8,10 +8,10 @@ import pytest
 
 from cars_deploy.errors import UserInputError
 from cars_deploy.profilers.blocks import EMPTY_KEY, block_input_shapes, network_blocks
-from cars_deploy.profilers.device import DeviceOptions, Sample, open_device
+from cars_deploy.profilers.device import DeviceOptions, Sample, TimedModel
+from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.export_blocks import BlockExporter
 from cars_deploy.profilers.protocol import OVERHEAD_NAME, ProtocolConfig, SampleStore, aggregate, measure
-from cars_deploy.profilers.device import TimedModel
 
 from .conftest import SMALL
 
