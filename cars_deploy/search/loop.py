@@ -17,9 +17,10 @@ last one is a minute old), so that a run killed at any point and resumed (``Cars
 ends with the same population and weights as one that never stopped (same seed, same device and
 thread count; CPU runs are bit-for-bit). The run directory is described in ``search.rundir``.
 
-Under ``torchrun`` every process runs this same loop on the same population; ``search.distributed``
-spreads each step's architectures, the data and the evaluations over the processes, and rank 0 alone
-writes the run directory.
+Under ``torchrun`` every process runs this same loop on the same population, given a
+``search.distributed.DistributedContext`` that spreads each step's architectures, the data and the
+evaluations over the processes; rank 0 alone writes the run directory. Without one, the search runs in
+this process (``search.context``).
 """
 from __future__ import annotations
 
@@ -33,13 +34,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import DeviceError, UserInputError
+from ..errors import UserInputError
 from ..space import Genotype, NetworkConfig, random_genotype
 from ..space.supernet import SuperNet
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
+from .context import ProcessContext, resolve_device, single_process
 from .data import SearchData, load_search_data
-from .distributed import DistributedContext, single_process
 from .evaluation import Evaluator, accuracy_speed
 from .objectives import CostFunction, build_costs, deploy_network
 from .plots import plot_generations, plot_pareto
@@ -49,22 +50,9 @@ from .selection import non_dominated_fronts, select
 from .trainer import SuperNetTrainer
 from .variation import VariationConfig, make_offspring
 
-__all__ = ["CarsSearch", "SearchResult", "resolve_device"]
+__all__ = ["CarsSearch", "SearchResult"]
 
 log = logging.getLogger("cars_deploy.search")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``; ``DeviceError`` if CUDA is missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
-        return torch.device(name)
-    raise UserInputError(f"unknown device {name!r}; expected auto, cpu or cuda")
 
 
 @dataclass
@@ -94,7 +82,7 @@ class CarsSearch:
         epoch_checkpoint_seconds: float = 60.0,
         plot_seconds: float = 30.0,
         overwrite: bool = False,
-        distributed: DistributedContext | None = None,
+        distributed: ProcessContext | None = None,
     ):
         """``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
         (generations always do); ``plot_seconds``: likewise for the PNG plots (the end of ``run`` always
