@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from typing import Any, Sequence
@@ -10,10 +11,13 @@ import pandas as pd
 import torch
 
 from ..errors import CarsError, UserInputError
+from ..latency.objective import LOCAL_TABLE
+from ..latency.search_run import open_search, verify_search
+from ..profilers.device import parse_device_spec
 from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, preset
-from ..search.distributed import DistributedContext, init_distributed
+from ..search.context import ProcessContext
+from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
-from ..search.rundir import RunDir
 from ._common import CliParser, run_command
 
 __all__ = ["main", "config_from_args"]
@@ -140,12 +144,10 @@ def _apply_local_device(args: argparse.Namespace) -> None:
     args.device = "auto"
     wants_latency = args.objective is not None and "latency" in args.objective.split(",")
     if wants_latency and args.latency_table is None and not args.resume:
-        args.latency_table = "local"
+        args.latency_table = LOCAL_TABLE
 
 
-def _search(args: argparse.Namespace, context: DistributedContext) -> int:
-    import logging
-
+def _search(args: argparse.Namespace, context: ProcessContext) -> int:
     quiet = args.quiet or not context.is_main
     logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if quiet else logging.INFO)
     start = time.perf_counter()
@@ -161,30 +163,21 @@ def _search(args: argparse.Namespace, context: DistributedContext) -> int:
             raise UserInputError(
                 f"--resume continues a run with its saved settings; drop {', '.join(given)} (or start a new run with --out)"
             )
-        config = SearchConfig.from_dict(context.on_main(lambda: RunDir.open(args.resume)[1].to_dict()))
+        config = CarsSearch.saved_config(args.resume, distributed=context)
     else:
         config = config_from_args(args)
     if args.verify_on:
-        from ..profilers.device import parse_device_spec
-
         parse_device_spec(args.verify_on)  # a malformed device fails now, not after the search
-    device = context.device
-    _set_threads(args.threads, config, device)
+    _set_threads(args.threads, config, context.device)
     if args.overwrite and args.resume:
         raise UserInputError("--overwrite replaces a run given with --out; it does not go with --resume")
-    search = CarsSearch(config, args.resume or args.out, resume=bool(args.resume), device=device, overwrite=args.overwrite,
-                        distributed=context)
+    search = open_search(args.resume or args.out, config, resume=bool(args.resume), overwrite=args.overwrite,
+                         distributed=context)
     result = search.run(max_generations=args.max_generations)
     if not context.is_main:
         return 0
     if args.verify_on:
-        from ..latency.verify import verify_pareto_file
-        from ..search.objectives import deploy_network
-
-        result.pareto = verify_pareto_file(
-            RunDir(result.run_dir).pareto_path, device_spec=args.verify_on, network=deploy_network(config.deploy_network),
-            latency_table=config.latency_table,
-        )
+        result = verify_search(result, config, device=args.verify_on)
     _print_summary(result, search.config, time.perf_counter() - start)
     return 0
 

@@ -1,5 +1,8 @@
 """CARS search (paper section 3): SuperNet training (eq. 3), variation, NSGA-III / pNSGA-III selection,
-cost objectives, the continuous-evolution loop (Algorithm 1), checkpoints and the run directory."""
+cost objectives, the continuous-evolution loop (Algorithm 1), checkpoints and the run directory.
+
+The search knows the costs it can count itself (``params``, ``mult_adds``); the ``latency`` cost is
+built by ``cars_deploy.latency`` and handed in (``CarsSearch(costs=...)``)."""
 from .config import PRESETS, SearchConfig, preset
 from .context import resolve_device
 from .loop import CarsSearch, SearchResult

@@ -28,7 +28,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -78,13 +78,16 @@ class CarsSearch:
         *,
         resume: bool = False,
         device: str | torch.device = "auto",
+        costs: Mapping[str, CostFunction] | None = None,
         show_progress: bool = True,
         epoch_checkpoint_seconds: float = 60.0,
         plot_seconds: float = 30.0,
         overwrite: bool = False,
         distributed: ProcessContext | None = None,
     ):
-        """``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
+        """``costs``: objectives the search cannot make itself, by name (``latency``, built from a
+        latency table by ``cars_deploy.latency.search_run``); ``params`` and ``mult_adds`` are made here.
+        ``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
         (generations always do); ``plot_seconds``: likewise for the PNG plots (the end of ``run`` always
         plots). Neither changes the search's result, only what a kill can lose and the I/O spent.
         ``overwrite`` replaces a run already in ``run_dir`` (a new run only). ``distributed``: this
@@ -106,15 +109,10 @@ class CarsSearch:
         self.show_progress = show_progress and self.dist.is_main
         # Costs first: a bad objective fails before any folder is made or data is read.
         network = deploy_network(config.deploy_network)
-        options = {"latency_table": config.latency_table}
-        built: list[list[CostFunction]] = []
-        # Rank 0 first: a cost may build a cache on first use (a latency table of this machine), which
-        # the other ranks then read instead of building it all at once.
-        self.dist.on_main(lambda: built.append(build_costs(config.objectives, network=network, options=options)))
-        self.costs: list[CostFunction] = built[0] if built else build_costs(config.objectives, network=network, options=options)
+        self.costs: list[CostFunction] = build_costs(config.objectives, network=network, provided=costs)
         by_name = {cost.name: cost for cost in self.costs}
         self.report_costs: dict[str, CostFunction] = {
-            name: by_name.get(name) or build_costs([name], network=network, options=options)[0]
+            name: by_name.get(name) or build_costs([name], network=network, provided=costs)[0]
             for name in ("params", "mult_adds")
         }
         self.data: SearchData = load_search_data(config, self.device)
@@ -170,12 +168,17 @@ class CarsSearch:
             self.run_dir = RunDir(run_dir)
             torch.manual_seed(config.seed)  # augmentation draws from torch's global generator
 
+    @staticmethod
+    def saved_config(run_dir: str | Path, *, distributed: ProcessContext | None = None) -> SearchConfig:
+        """The config saved in the run directory ``run_dir`` (read by rank 0, shared with every rank)."""
+        context = distributed or single_process()
+        return SearchConfig.from_dict(context.on_main(lambda: RunDir.open(run_dir)[1].to_dict()))
+
     @classmethod
     def resume(cls, run_dir: str | Path, **options: Any) -> "CarsSearch":
         """Reopens a run directory with its saved config and continues from its checkpoint; ``options``
-        are the constructor's keyword options (device, show_progress, distributed, ...)."""
-        context = options.get("distributed") or single_process()
-        config = SearchConfig.from_dict(context.on_main(lambda: RunDir.open(run_dir)[1].to_dict()))
+        are the constructor's keyword options (device, costs, show_progress, distributed, ...)."""
+        config = cls.saved_config(run_dir, distributed=options.get("distributed"))
         return cls(config, run_dir, resume=True, **options)
 
     # ----- the loop ------------------------------------------------------------------------------
