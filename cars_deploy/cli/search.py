@@ -100,10 +100,9 @@ def _parser() -> CliParser:
     data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda; under torchrun each "
-                        "process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). 'local' means: deploy on this "
-                        "computer, i.e. with --objective latency and no --latency-table, use --latency-table local "
-                        "(the host table, built on first use and cached), and search on the auto device")
+    parser.add_argument("--device", default="auto", help="torch device of the search: auto (CUDA if available), cpu "
+                        "or cuda; under torchrun each process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). "
+                        "(Deprecated: 'local' for --latency-table local on the auto device.)")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
                         "the CPU, where more threads only cost; PyTorch's default otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no per-generation log lines")
@@ -124,8 +123,10 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 def _run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` (``WORLD_SIZE`` > 1) every process joins one search (``search.distributed``);
     rank 0 writes the run folder and prints; the others report errors only through their exit code."""
-    _apply_local_device(args)
+    notice = _apply_local_device(args)
     context = init_distributed(args.device)
+    if notice and context.is_main:
+        print(f"cars-search: {notice}", file=sys.stderr)
     try:
         return _search(args, context)
     except CarsError as exc:
@@ -136,15 +137,17 @@ def _run(args: argparse.Namespace) -> int:
         context.close()
 
 
-def _apply_local_device(args: argparse.Namespace) -> None:
-    """``--device local`` (the profilers' spelling of this computer) selects the host latency table for a
-    new latency search; the search itself then runs on the ``auto`` device."""
+def _apply_local_device(args: argparse.Namespace) -> str | None:
+    """``--device local`` (the profilers' spelling of this computer) is deprecated: it still means
+    ``--latency-table local`` for a new latency search without a table, on the ``auto`` device. Returns
+    the deprecation notice when it was given."""
     if args.device != "local":
-        return
+        return None
     args.device = "auto"
     wants_latency = args.objective is not None and "latency" in args.objective.split(",")
     if wants_latency and args.latency_table is None and not args.resume:
         args.latency_table = LOCAL_TABLE
+    return f"--device local is deprecated; use --latency-table {LOCAL_TABLE} (--device is the torch device of the search)"
 
 
 def _search(args: argparse.Namespace, context: ProcessContext) -> int:
