@@ -249,7 +249,7 @@ def _run(args: argparse.Namespace) -> int:
     scale = search_scale(args)
     experiment = prepare(NAME, args, {"experiment": NAME, "search": asdict(scale), "selections": list(SELECTIONS)})
     results = experiment.results
-    cost = build_costs(["params"], network=deploy_network(scale.deploy_network), options={})[0]
+    cost = build_costs(["params"], network=deploy_network(scale.deploy_network))[0]
     (lo, _), (hi, _) = space_bounds(cost)
     histories: dict[str, list[dict[str, Any]]] = {}
     commands, run_paths = [], {}
