@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Callable, TypeVar
+
+import torch
 
 from ..search.config import SearchConfig
 from ..search.context import ProcessContext
@@ -45,18 +47,18 @@ def open_search(
     *,
     resume: bool = False,
     overwrite: bool = False,
+    device: str | torch.device = "auto",
     distributed: ProcessContext | None = None,
-    **options: Any,
+    show_progress: bool = True,
 ) -> CarsSearch:
     """A new search with ``config`` in ``run_dir`` or, with ``resume``, the search in ``run_dir``
     continued (``config`` is then its saved one: ``CarsSearch.saved_config``); either with the latency
-    cost when the config asks for it. ``options`` are ``CarsSearch``'s other keyword options (device,
-    show_progress, ...)."""
+    cost when the config asks for it. The other arguments are ``CarsSearch``'s."""
     if not resume and not overwrite:  # a taken folder fails now, not after the latency table is made
         _on_main(distributed, lambda: _check_new(run_dir))
     costs = latency_costs(config, distributed=distributed)
-    return CarsSearch(config, run_dir, resume=resume, overwrite=overwrite, costs=costs, distributed=distributed,
-                      **options)
+    return CarsSearch(config, run_dir, resume=resume, overwrite=overwrite, device=device, costs=costs,
+                      distributed=distributed, show_progress=show_progress)
 
 
 def verify_search(result: SearchResult, config: SearchConfig, *, device: str) -> SearchResult:

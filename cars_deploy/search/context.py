@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -92,9 +92,18 @@ class ProcessContext:
         """The eq. 3 trainer of ``network``."""
         return SuperNetTrainer(network, config)
 
-    def evaluator(self, network: SuperNet, **options: Any) -> Evaluator:
-        """The population evaluator on the private SuperNet copy ``network`` (``Evaluator``'s options)."""
-        return Evaluator(network, **options)
+    def evaluator(
+        self,
+        network: SuperNet,
+        *,
+        val_batches: Sequence[Batch],
+        recalibration_batches: Sequence[Batch],
+        bn_recalibration: bool,
+        show_progress: bool = True,
+    ) -> Evaluator:
+        """The population evaluator on the private SuperNet copy ``network`` (see ``Evaluator``)."""
+        return Evaluator(network, val_batches=val_batches, recalibration_batches=recalibration_batches,
+                         bn_recalibration=bn_recalibration, show_progress=show_progress)
 
     # ----- collectives (a single process has nobody to talk to) ----------------------------------------
     def barrier(self) -> None:

@@ -36,7 +36,7 @@ import json
 import os
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -88,11 +88,22 @@ class DistributedContext(ProcessContext):
             return super().trainer(network, config)
         return DistributedTrainer(network, config, self)
 
-    def evaluator(self, network: SuperNet, **options: Any) -> Evaluator:
+    def evaluator(
+        self,
+        network: SuperNet,
+        *,
+        val_batches: Sequence[Batch],
+        recalibration_batches: Sequence[Batch],
+        bn_recalibration: bool,
+        show_progress: bool = True,
+    ) -> Evaluator:
         """The population evaluator sharded over processes (plain for a world of one)."""
         if not self.enabled:
-            return super().evaluator(network, **options)
-        return ShardedEvaluator(network, context=self, **options)
+            return super().evaluator(network, val_batches=val_batches, recalibration_batches=recalibration_batches,
+                                     bn_recalibration=bn_recalibration, show_progress=show_progress)
+        return ShardedEvaluator(network, context=self, val_batches=val_batches,
+                                recalibration_batches=recalibration_batches, bn_recalibration=bn_recalibration,
+                                show_progress=show_progress)
 
     # ----- collectives --------------------------------------------------------------------------------
     def barrier(self) -> None:

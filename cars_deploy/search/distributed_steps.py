@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
@@ -211,8 +211,18 @@ class ShardedEvaluator(Evaluator):
     """``Evaluator`` that measures individual ``i`` on rank ``i mod W`` and all-gathers the accuracies;
     its ``stats`` are those of all ranks together (seconds are process-seconds, summed over ranks)."""
 
-    def __init__(self, network: SuperNet, *, context: ProcessContext, **options: Any):
-        super().__init__(network, **options)
+    def __init__(
+        self,
+        network: SuperNet,
+        *,
+        context: ProcessContext,
+        val_batches: Sequence[Batch],
+        recalibration_batches: Sequence[Batch],
+        bn_recalibration: bool,
+        show_progress: bool = True,
+    ):
+        super().__init__(network, val_batches=val_batches, recalibration_batches=recalibration_batches,
+                         bn_recalibration=bn_recalibration, show_progress=show_progress)
         self.context = context
 
     def accuracy(self, genotypes: Sequence[Genotype], *, desc: str = "evaluate") -> np.ndarray:
