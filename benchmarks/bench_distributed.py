@@ -64,7 +64,8 @@ def worker(args: argparse.Namespace) -> None:
     """One process of the measured search (run by torchrun or directly); rank 0 writes the JSON."""
     import torch
 
-    from cars_deploy.search.distributed import DistributedTrainer, init_distributed
+    from cars_deploy.search.distributed import init_distributed
+    from cars_deploy.search.distributed_steps import DistributedTrainer
     from cars_deploy.search.loop import CarsSearch
 
     context = init_distributed(args.device)

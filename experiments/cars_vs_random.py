@@ -41,7 +41,6 @@ from cars_deploy.errors import UserInputError  # noqa: E402
 from cars_deploy.search.objectives import CountCost  # noqa: E402
 from cars_deploy.search.rundir import RunDir  # noqa: E402
 from cars_deploy.space import parse_genotype  # noqa: E402
-
 from experiments.choose import match_by_params, pareto_picks, random_pool  # noqa: E402
 from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import new_figure, save_figure  # noqa: E402

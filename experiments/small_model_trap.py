@@ -33,7 +33,6 @@ if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from cars_deploy.search.objectives import build_costs, deploy_network  # noqa: E402
-
 from experiments.choose import space_bounds  # noqa: E402
 from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import SELECTION_STYLE, new_figure, save_figure  # noqa: E402
@@ -249,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
     scale = search_scale(args)
     experiment = prepare(NAME, args, {"experiment": NAME, "search": asdict(scale), "selections": list(SELECTIONS)})
     results = experiment.results
-    cost = build_costs(["params"], network=deploy_network(scale.deploy_network), options={})[0]
+    cost = build_costs(["params"], network=deploy_network(scale.deploy_network))[0]
     (lo, _), (hi, _) = space_bounds(cost)
     histories: dict[str, list[dict[str, Any]]] = {}
     commands, run_paths = [], {}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 import time
 from typing import Any, Sequence
@@ -10,10 +11,13 @@ import pandas as pd
 import torch
 
 from ..errors import CarsError, UserInputError
+from ..latency.objective import LOCAL_TABLE
+from ..latency.search_run import open_search, verify_search
+from ..profilers.device import parse_device_spec
 from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, preset
-from ..search.distributed import DistributedContext, init_distributed
+from ..search.context import ProcessContext
+from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
-from ..search.rundir import RunDir
 from ._common import CliParser, run_command
 
 __all__ = ["main", "config_from_args"]
@@ -96,10 +100,9 @@ def _parser() -> CliParser:
     data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu or cuda; under torchrun each "
-                        "process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). 'local' means: deploy on this "
-                        "computer, i.e. with --objective latency and no --latency-table, use --latency-table local "
-                        "(the host table, built on first use and cached), and search on the auto device")
+    parser.add_argument("--device", default="auto", help="torch device of the search: auto (CUDA if available), cpu "
+                        "or cuda; under torchrun each process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). "
+                        "(Deprecated: 'local' for --latency-table local on the auto device.)")
     parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
                         "the CPU, where more threads only cost; PyTorch's default otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no per-generation log lines")
@@ -120,8 +123,10 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
 def _run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` (``WORLD_SIZE`` > 1) every process joins one search (``search.distributed``);
     rank 0 writes the run folder and prints; the others report errors only through their exit code."""
-    _apply_local_device(args)
+    notice = _apply_local_device(args)
     context = init_distributed(args.device)
+    if notice and context.is_main:
+        print(f"cars-search: {notice}", file=sys.stderr)
     try:
         return _search(args, context)
     except CarsError as exc:
@@ -132,20 +137,20 @@ def _run(args: argparse.Namespace) -> int:
         context.close()
 
 
-def _apply_local_device(args: argparse.Namespace) -> None:
-    """``--device local`` (the profilers' spelling of this computer) selects the host latency table for a
-    new latency search; the search itself then runs on the ``auto`` device."""
+def _apply_local_device(args: argparse.Namespace) -> str | None:
+    """``--device local`` (the profilers' spelling of this computer) is deprecated: it still means
+    ``--latency-table local`` for a new latency search without a table, on the ``auto`` device. Returns
+    the deprecation notice when it was given."""
     if args.device != "local":
-        return
+        return None
     args.device = "auto"
     wants_latency = args.objective is not None and "latency" in args.objective.split(",")
     if wants_latency and args.latency_table is None and not args.resume:
-        args.latency_table = "local"
+        args.latency_table = LOCAL_TABLE
+    return f"--device local is deprecated; use --latency-table {LOCAL_TABLE} (--device is the torch device of the search)"
 
 
-def _search(args: argparse.Namespace, context: DistributedContext) -> int:
-    import logging
-
+def _search(args: argparse.Namespace, context: ProcessContext) -> int:
     quiet = args.quiet or not context.is_main
     logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if quiet else logging.INFO)
     start = time.perf_counter()
@@ -161,30 +166,21 @@ def _search(args: argparse.Namespace, context: DistributedContext) -> int:
             raise UserInputError(
                 f"--resume continues a run with its saved settings; drop {', '.join(given)} (or start a new run with --out)"
             )
-        config = SearchConfig.from_dict(context.on_main(lambda: RunDir.open(args.resume)[1].to_dict()))
+        config = CarsSearch.saved_config(args.resume, distributed=context)
     else:
         config = config_from_args(args)
     if args.verify_on:
-        from ..profilers.device import parse_device_spec
-
         parse_device_spec(args.verify_on)  # a malformed device fails now, not after the search
-    device = context.device
-    _set_threads(args.threads, config, device)
+    _set_threads(args.threads, config, context.device)
     if args.overwrite and args.resume:
         raise UserInputError("--overwrite replaces a run given with --out; it does not go with --resume")
-    search = CarsSearch(config, args.resume or args.out, resume=bool(args.resume), device=device, overwrite=args.overwrite,
-                        distributed=context)
+    search = open_search(args.resume or args.out, config, resume=bool(args.resume), overwrite=args.overwrite,
+                         distributed=context)
     result = search.run(max_generations=args.max_generations)
     if not context.is_main:
         return 0
     if args.verify_on:
-        from ..latency.verify import verify_pareto_file
-        from ..search.objectives import deploy_network
-
-        result.pareto = verify_pareto_file(
-            RunDir(result.run_dir).pareto_path, device_spec=args.verify_on, network=deploy_network(config.deploy_network),
-            latency_table=config.latency_table,
-        )
+        result = verify_search(result, config, device=args.verify_on)
     _print_summary(result, search.config, time.perf_counter() - start)
     return 0
 

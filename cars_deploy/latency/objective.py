@@ -1,25 +1,26 @@
 """The ``latency`` cost of the search: CARS-Lat's "device-aware variable" (paper section 4.2).
 
-Registered in ``search.objectives.COSTS`` when this module is imported (the search imports it on demand
-when ``--objective latency`` is asked for, so that neither package imports the other eagerly). The factory reads
-``options["latency_table"]``: a table path or a shipped table's name, or ``local`` for this
-computer's CPU, whose table is built and calibrated on first use and cached (``host.py``). The cost
-of a population is one vectorised ``LatencyPredictor.predict`` call, in ms, on the deployment network
-the search counts costs on (the ImageNet mobile network by default, as in the paper's Table 2).
+``latency_cost(table, network=...)`` loads a latency table - a path, a shipped table's name, or
+``local`` for this computer's CPU, whose table is built and calibrated on first use and cached
+(``host.py``) - as a ``LatencyPredictor`` for the deployment network the search counts costs on (the
+ImageNet mobile network by default, as in the paper's Table 2). The cost of a population is one
+vectorised ``LatencyPredictor.predict`` call, in ms. The search does not import this module: its
+caller builds the cost and hands it to the search (``search_run.latency_costs``).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from ..errors import UserInputError
 from ..space.genotype import Genotype
 from ..space.networks import NetworkConfig
+from . import host
 from .predictor import LatencyPredictor, network_id
 
-__all__ = ["LatencyCost", "latency_cost", "register_latency_cost", "LOCAL_TABLE"]
+__all__ = ["LatencyCost", "latency_cost", "LOCAL_TABLE"]
 
 _log = logging.getLogger(__name__)
 
@@ -41,18 +42,9 @@ class LatencyCost:
         return self.predictor.predict(genotypes)
 
 
-def latency_cost(*, network: NetworkConfig, options: Mapping[str, Any]) -> LatencyCost:
-    """The ``COSTS`` factory: a ``LatencyCost`` for ``network`` from ``options["latency_table"]``."""
-    spec = options.get("latency_table")
-    if not spec:
-        raise UserInputError(
-            "the latency objective needs a latency table: pass --latency-table TABLE (made by cars-profile; shipped: "
-            "host-cpu-imagenet-ort1), or --latency-table local to time this computer's CPU on first use"
-        )
-    if str(spec) == LOCAL_TABLE:
-        from .host import ensure_host_table
-
-        spec = ensure_host_table(network)
+def latency_cost(table: str | Path, *, network: NetworkConfig) -> LatencyCost:
+    """A ``LatencyCost`` for ``network`` from ``table`` (a path, a shipped table's name, or ``local``)."""
+    spec: str | Path = host.ensure_host_table(network) if str(table) == LOCAL_TABLE else table
     predictor = LatencyPredictor.load(spec, network=network)
     if not predictor.calibrated:
         _log.info(
@@ -60,14 +52,3 @@ def latency_cost(*, network: NetworkConfig, options: Mapping[str, Any]) -> Laten
             "right, absolute values run high; calibrate with cars-profile --calibrate 60)", spec, network_id(network),
         )
     return LatencyCost(predictor)
-
-
-def register_latency_cost() -> None:
-    """Adds ``latency`` to the search's cost registry (once)."""
-    from ..search.objectives import COSTS
-
-    if "latency" not in COSTS:
-        COSTS.add("latency", latency_cost)
-
-
-register_latency_cost()

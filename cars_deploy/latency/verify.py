@@ -14,13 +14,18 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .._io import atomic_write_text
 from ..errors import UserInputError
-from ..profilers.device import Device, DeviceOptions, parse_cpu_mask
+from ..profilers.device import Device, DeviceOptions, parse_cpu_mask, parse_device_spec
+from ..profilers.devices import open_device
+from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
+from ..profilers.table import LatencyTable
 from ..space.genotype import Genotype, parse_genotype
 from ..space.networks import NetworkConfig
 from .metrics import relative_errors
 from .networks import NetworkExporter
+from .objective import LOCAL_TABLE
 from .validation import measure_networks, whole_network_protocol
 
 __all__ = ["measure_genotypes", "verify_pareto", "verify_pareto_file", "options_from_table"]
@@ -101,15 +106,9 @@ def verify_pareto_file(
     with ``latency_measured_ms`` beside the predicted ``latency_ms``. The device runs with the settings
     of ``latency_table`` when that table was made on the same device (so the two numbers describe the
     same thing), else with the defaults (ONNX Runtime, 1 thread)."""
-    from .._io import atomic_write_text
-    from ..profilers.device import parse_device_spec
-    from ..profilers.devices import open_device
-    from ..profilers.export_blocks import default_cache_dir
-    from ..profilers.table import LatencyTable
-
     spec = parse_device_spec(device_spec)
     options = DeviceOptions()
-    if latency_table and latency_table != "local":
+    if latency_table and latency_table != LOCAL_TABLE:
         meta = LatencyTable.load(latency_table).meta
         if (meta.get("settings") or {}).get("device") == str(spec):
             options = options_from_table(meta)

@@ -6,7 +6,9 @@
 ``init_distributed`` reads the variables torchrun sets (``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``,
 ``MASTER_ADDR``/``MASTER_PORT``) and joins the process group: ``nccl`` when the search runs on CUDA
 (each process on GPU ``LOCAL_RANK``), ``gloo`` on the CPU. A world of one process is no process group
-at all: the plain single-process search runs, unchanged.
+at all: the plain single-process search runs (``search.context.ProcessContext``), unchanged.
+``DistributedContext`` is that context for several processes: its collectives talk to the other ranks,
+it shards the data, and it builds the trainer and evaluator of ``search.distributed_steps``.
 
 How Algorithm 1 is spread over ``W`` processes:
 
@@ -18,28 +20,10 @@ How Algorithm 1 is spread over ``W`` processes:
   sees a whole batch of ``batch_size`` images (the SuperNet's batch norms have no affine parameters
   and normalise by the batch statistics; halving the batch would change what the path learns). An
   epoch covers the same images as a single-process epoch in ``1/W`` of the steps; one step consumes
-  ``W x batch_size`` images and ``W x B`` architectures, so B scales with the processes.
-- Gradients: each rank back-propagates its ``B`` architectures (losses scaled by ``1/B``), then
-  ``GradientSync`` all-reduces them and divides by ``W``: ``1/W Σ_r 1/B Σ_j dL_rj/dW`` is exactly
-  eq. 3's average over the ``W x B`` architectures, a weight off an architecture's path contributing
-  zero for it. DDP is not used because it assumes the same graph on every rank: different paths per
-  rank need ``find_unused_parameters=True`` (a walk of the autograd graph every step), DDP then still
-  all-reduces *every* parameter bucket, zeros included, and it broadcasts rank 0's batch-norm
-  buffers at each forward, discarding the other ranks' statistics. Instead, two collectives per
-  step: (1) a small integer all-reduce of "which parameter tensors got a gradient / which batch norms
-  ran, and how often" (one int64 per parameter tensor and two per batch norm); (2) one all-reduce of
-  a flat buffer holding only the gradients of parameters some rank used (zeros from ranks that did
-  not) and the running statistics of batch norms some rank ran. A parameter no rank used keeps
-  ``grad=None``, so SGD leaves it, momentum and weight decay included, untouched - the single-process
-  semantics (eq. 1's mask ``⊙ C_i`` over the whole global mini-batch). Cost: the bytes of the union
-  of the ``W x B`` sampled paths plus one small integer vector per step, against DDP's whole SuperNet
-  (``GradientSync.stats`` counts both; ``benchmarks/bench_distributed.py`` prints them). Batch-norm
-  running statistics become the mean of the updates of the ranks whose path ran them (counters add
-  up), so every rank ends each step with identical weights *and* buffers.
-- Architecture optimisation: every rank holds the same population and computes the same offspring;
-  ``ShardedEvaluator`` measures individual ``i`` on rank ``i mod W`` (on the full validation set, with
-  the same fixed batch-norm re-estimation batches) and all-gathers the accuracies, so every rank gets
-  bit-for-bit the accuracies a single process would, and selection runs on identical data everywhere.
+  ``W x batch_size`` images and ``W x B`` architectures, so B scales with the processes. Gradients are
+  averaged across ranks by ``distributed_steps.GradientSync``.
+- Architecture optimisation: every rank computes the same offspring; ``distributed_steps.ShardedEvaluator``
+  measures each individual on one rank and shares the accuracies.
 - Files: rank 0 alone writes the run folder (config, tables, plots, atomic checkpoint) and reads it
   on ``--resume``; the config and checkpoint bytes are broadcast and every rank parses them with
   ``torch.load(weights_only=True)``, so other nodes need no shared file system. The checkpoint holds
@@ -49,12 +33,10 @@ How Algorithm 1 is spread over ``W`` processes:
 from __future__ import annotations
 
 import json
-import math
 import os
-import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -64,21 +46,17 @@ from torch.utils.data import DataLoader
 
 from .. import errors as _errors
 from ..errors import CarsError, DeviceError, UserInputError
-from ..space import Genotype
 from ..space.supernet import SuperNet
 from .config import SearchConfig
+from .context import ProcessContext, resolve_device, single_process
 from .data import Batch, SearchData, epoch_generator
-from .evaluation import EvaluationStats, Evaluator
-from .trainer import ArchitectureSampler, EpochStats, SuperNetTrainer
+from .distributed_steps import DistributedTrainer, ShardedEvaluator
+from .evaluation import Evaluator
+from .trainer import SuperNetTrainer
 
 __all__ = [
     "DistributedContext",
-    "GradientSync",
-    "SyncStats",
-    "DistributedTrainer",
-    "ShardedEvaluator",
     "init_distributed",
-    "single_process",
     "epoch_batch_indices",
     "rank_batches",
     "rank_steps",
@@ -88,46 +66,15 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class DistributedContext:
-    """Where this process stands in the search: its rank, the number of processes, its device."""
+class DistributedContext(ProcessContext):
+    """This process's place in a search spread over ``world_size`` processes: collectives go to the
+    process group, each rank trains on its own batches and evaluates its share of the population."""
 
-    rank: int = 0  # this process's rank (0 writes the run folder)
-    world_size: int = 1  # processes taking part in the search
-    local_rank: int = 0  # rank on this node (selects the GPU)
-    backend: str | None = None  # "gloo" or "nccl"; None for a single process
-    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # where the SuperNet and data live
-
-    @property
-    def enabled(self) -> bool:
-        """True when several processes take part (and collectives are used)."""
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the process that writes files, logs and shows progress."""
-        return self.rank == 0
-
-    @property
-    def comm_device(self) -> torch.device:
-        """Where collective tensors live: the GPU for nccl, the CPU for gloo."""
-        return self.device if self.backend == "nccl" else torch.device("cpu")
-
-    # ----- architecture and data sharding ------------------------------------------------------------
-    def share(self, items: Sequence[T]) -> list[T]:
-        """This rank's contiguous share of a global draw of ``W x B`` architectures (eq. 3's mini-batch)."""
-        if len(items) % self.world_size:
-            raise ValueError(f"{len(items)} items do not split evenly over {self.world_size} processes")
-        size = len(items) // self.world_size
-        return list(items[self.rank * size : (self.rank + 1) * size])
-
-    def shard(self, n: int) -> list[int]:
-        """Indices of ``n`` individuals this rank evaluates: ``i`` with ``i mod W == rank``."""
-        return list(range(self.rank, n, self.world_size))
-
+    # ----- data sharding -----------------------------------------------------------------------------
     def train_batches(self, data: SearchData, epoch: int) -> Iterator[Batch]:
-        """This rank's training batches of ``epoch`` (all of them for a single process)."""
+        """This rank's training batches of ``epoch`` (``rank_batches``)."""
         if not self.enabled:
-            return data.train_batches(epoch)
+            return super().train_batches(data, epoch)
         return rank_batches(data, epoch, self)
 
     def steps_per_epoch(self, data: SearchData) -> int:
@@ -136,19 +83,31 @@ class DistributedContext:
 
     # ----- factories ------------------------------------------------------------------------------
     def trainer(self, network: SuperNet, config: SearchConfig) -> SuperNetTrainer:
-        """The eq. 3 trainer: plain for one process, gradient-averaging across processes otherwise."""
+        """The eq. 3 trainer averaging gradients across processes (plain for a world of one)."""
         if not self.enabled:
-            return SuperNetTrainer(network, config)
+            return super().trainer(network, config)
         return DistributedTrainer(network, config, self)
 
-    def evaluator(self, network: SuperNet, **options: Any) -> Evaluator:
-        """The population evaluator: plain for one process, sharded over processes otherwise."""
+    def evaluator(
+        self,
+        network: SuperNet,
+        *,
+        val_batches: Sequence[Batch],
+        recalibration_batches: Sequence[Batch],
+        bn_recalibration: bool,
+        show_progress: bool = True,
+    ) -> Evaluator:
+        """The population evaluator sharded over processes (plain for a world of one)."""
         if not self.enabled:
-            return Evaluator(network, **options)
-        return ShardedEvaluator(network, context=self, **options)
+            return super().evaluator(network, val_batches=val_batches, recalibration_batches=recalibration_batches,
+                                     bn_recalibration=bn_recalibration, show_progress=show_progress)
+        return ShardedEvaluator(network, context=self, val_batches=val_batches,
+                                recalibration_batches=recalibration_batches, bn_recalibration=bn_recalibration,
+                                show_progress=show_progress)
 
-    # ----- collectives (no-ops for a single process) --------------------------------------------------
+    # ----- collectives --------------------------------------------------------------------------------
     def barrier(self) -> None:
+        """Waits for every rank."""
         if self.enabled:
             dist.barrier()
 
@@ -184,17 +143,6 @@ class DistributedContext:
         dist.broadcast(payload, src=0)
         return payload.cpu().numpy().tobytes()
 
-    def read_on_main(self, path: os.PathLike[str] | str) -> bytes | None:
-        """The bytes of the file at ``path`` as rank 0 sees it (``None`` if absent), on every rank."""
-        data = None
-        if self.is_main or not self.enabled:
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except FileNotFoundError:
-                data = None
-        return self.broadcast_bytes(data)
-
     def on_main(self, fn: Callable[[], T]) -> T:
         """Runs ``fn`` on rank 0 only and returns its JSON-able result on every rank; an error raised
         by ``fn`` is raised on every rank (the same ``cars_deploy.errors`` class where possible), so
@@ -222,11 +170,6 @@ class DistributedContext:
         """Leaves the process group (at the end of a run)."""
         if self.enabled and dist.is_initialized():
             dist.destroy_process_group()
-
-
-def single_process(device: torch.device | str = "cpu") -> DistributedContext:
-    """The context of an ordinary one-process search on ``device``."""
-    return DistributedContext(device=torch.device(device))
 
 
 class _PeerError(CarsError):
@@ -257,15 +200,13 @@ def _env_int(name: str, default: int) -> int:
         raise UserInputError(f"environment variable {name}={text!r} is not an integer") from None
 
 
-def init_distributed(device: str = "auto", *, timeout_s: float = 1800.0) -> DistributedContext:
+def init_distributed(device: str = "auto", *, timeout_s: float = 1800.0) -> ProcessContext:
     """Joins the process group torchrun describes in the environment, or returns a single-process
     context when ``WORLD_SIZE`` is absent or 1.
 
     ``device`` is ``auto``, ``cpu`` or ``cuda``: on CUDA each process takes GPU ``LOCAL_RANK`` and the
     backend is nccl; on the CPU it is gloo. ``DeviceError`` when the GPUs are fewer than the processes
     on a node or the group cannot be formed."""
-    from .loop import resolve_device
-
     world = _env_int("WORLD_SIZE", 1)
     base = resolve_device(device)
     if world <= 1:
@@ -317,7 +258,7 @@ def epoch_batch_indices(n: int, batch_size: int, seed: int, epoch: int, steps: i
     return batches
 
 
-def rank_batches(data: SearchData, epoch: int, context: DistributedContext) -> Iterator[Batch]:
+def rank_batches(data: SearchData, epoch: int, context: ProcessContext) -> Iterator[Batch]:
     """Rank ``r``'s training batches of ``epoch``: global batches ``r, r + W, r + 2W, ...`` of the
     seeded shuffle. Torch's generator (used by augmentation) is first reseeded from (seed, epoch,
     rank), so that the augmentation of a resumed run does not depend on saved per-process states."""
@@ -333,200 +274,3 @@ def rank_batches(data: SearchData, epoch: int, context: DistributedContext) -> I
     for x, y in loader:
         yield x.to(data.device, non_blocking=True), y.to(data.device, non_blocking=True)
 
-
-# ----- gradients ----------------------------------------------------------------------------------------
-@dataclass
-class SyncStats:
-    """What gradient averaging cost so far."""
-
-    steps: int = 0  # synchronised steps
-    seconds: float = 0.0  # wall time inside the two collectives and the packing around them
-    elements: int = 0  # floats all-reduced (gradients of used parameters + batch-norm statistics)
-    mask_elements: int = 0  # int64 entries of the usage all-reduce
-    ddp_elements: int = 0  # floats DDP would have all-reduced in the same steps (every parameter)
-
-    def as_dict(self) -> dict[str, float]:
-        steps = max(self.steps, 1)
-        return {
-            "sync_steps": self.steps,
-            "sync_seconds": round(self.seconds, 4),
-            "sync_ms_per_step": round(1000 * self.seconds / steps, 3),
-            "sync_floats_per_step": round(self.elements / steps, 1),
-            "sync_ints_per_step": round(self.mask_elements / steps, 1),
-            "ddp_floats_per_step": round(self.ddp_elements / steps, 1),
-        }
-
-
-class GradientSync:
-    """Averages gradients (and batch-norm running statistics) of a single-path SuperNet across ranks;
-    see the module docstring for the rule and its cost. Call ``begin()`` before the step's forwards
-    and ``__call__()`` after its backwards, before the optimizer step."""
-
-    def __init__(self, network: nn.Module, context: DistributedContext):
-        self.context = context
-        self.params = [p for p in network.parameters() if p.requires_grad]
-        self.norms = [
-            m for m in network.modules()
-            if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats and m.running_mean is not None
-        ]
-        dtypes = {p.dtype for p in self.params} | {m.running_mean.dtype for m in self.norms}  # type: ignore[union-attr]
-        if len(dtypes) > 1:
-            raise ValueError(f"gradient averaging needs one floating dtype, found {sorted(map(str, dtypes))}")
-        self.dtype = dtypes.pop() if dtypes else torch.float32
-        self.stats = SyncStats()
-        self._before: torch.Tensor | None = None
-
-    def _tracked(self) -> torch.Tensor:
-        if not self.norms:
-            return torch.zeros(0, dtype=torch.int64)
-        return torch.stack([m.num_batches_tracked.detach() for m in self.norms]).to("cpu", torch.int64)  # type: ignore[union-attr]
-
-    def begin(self) -> None:
-        """Notes the batch-norm counters, to tell afterwards which batch norms this rank's paths ran."""
-        self._before = self._tracked()
-
-    @torch.no_grad()
-    def __call__(self) -> None:
-        if self._before is None:
-            raise RuntimeError("GradientSync.begin() must be called before the step's forward passes")
-        start = time.perf_counter()
-        context, world = self.context, self.context.world_size
-        uses = self._tracked() - self._before  # forwards through each batch norm on this rank
-        self._before = None
-        has_grad = torch.tensor([p.grad is not None for p in self.params], dtype=torch.int64)
-        # (1) who used what: parameter users, batch-norm users, batch-norm forwards (summed over ranks)
-        counts = torch.cat([has_grad, (uses > 0).to(torch.int64), uses]).to(context.comm_device)
-        dist.all_reduce(counts)
-        counts = counts.cpu()
-        n_params, n_norms = len(self.params), len(self.norms)
-        param_users = counts[:n_params]
-        norm_users = counts[n_params : n_params + n_norms]
-        norm_uses = counts[n_params + n_norms :]
-        used_params = torch.nonzero(param_users).flatten().tolist()
-        used_norms = torch.nonzero(norm_users).flatten().tolist()
-        # (2) one flat all-reduce of the used parameters' gradients and the used batch norms' statistics
-        pieces: list[torch.Tensor] = []
-        for i in used_params:
-            p = self.params[i]
-            pieces.append(p.grad.reshape(-1) if p.grad is not None else p.new_zeros(p.numel()))
-        for j in used_norms:
-            norm = self.norms[j]
-            ran_here = bool(uses[j] > 0)
-            for buffer in (norm.running_mean, norm.running_var):
-                pieces.append(buffer.reshape(-1) if ran_here else buffer.new_zeros(buffer.numel()))  # type: ignore[union-attr]
-        flat = torch.cat(pieces).to(device=context.device, dtype=self.dtype) if pieces else None
-        if flat is not None:
-            if flat.device != context.comm_device:
-                flat = flat.to(context.comm_device)
-            dist.all_reduce(flat)
-            flat = flat.to(context.device)
-            offset = 0
-            for i in used_params:
-                p = self.params[i]
-                value = flat[offset : offset + p.numel()].view_as(p).div_(world)
-                offset += p.numel()
-                if p.grad is None:
-                    p.grad = value.clone()
-                else:
-                    p.grad.copy_(value)
-            for j in used_norms:
-                norm = self.norms[j]
-                users = int(norm_users[j])
-                for buffer in (norm.running_mean, norm.running_var):
-                    n = buffer.numel()  # type: ignore[union-attr]
-                    buffer.copy_(flat[offset : offset + n].view_as(buffer) / users)  # type: ignore[union-attr, arg-type]
-                    offset += n
-                # counters add up: the same count a single process running all W x B paths would reach
-                before = int(norm.num_batches_tracked) - int(uses[j])  # type: ignore[arg-type]
-                norm.num_batches_tracked.fill_(before + int(norm_uses[j]))  # type: ignore[union-attr]
-        self.stats.steps += 1
-        self.stats.elements += 0 if flat is None else flat.numel()
-        self.stats.mask_elements += counts.numel()
-        self.stats.ddp_elements += sum(p.numel() for p in self.params)
-        self.stats.seconds += time.perf_counter() - start
-
-
-class DistributedTrainer(SuperNetTrainer):
-    """``SuperNetTrainer`` whose steps average gradients across ranks (``GradientSync``) and whose
-    epoch statistics (loss, accuracy) are those of all ranks together."""
-
-    def __init__(self, network: SuperNet, config: SearchConfig, context: DistributedContext):
-        super().__init__(network, config)
-        self.context = context
-        self.sync = GradientSync(network, context)
-        self._sums: torch.Tensor | None = None
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, genotypes: Sequence[Genotype]) -> tuple[torch.Tensor, torch.Tensor]:
-        self.sync.begin()
-        loss, correct = super().step(x, y, genotypes)
-        if self._sums is not None:
-            seen = float(y.numel() * len(genotypes))
-            self._sums += torch.stack([loss.double(), correct.double(), loss.new_tensor(seen, dtype=torch.float64),
-                                       loss.new_tensor(1.0, dtype=torch.float64)])
-        return loss, correct
-
-    def sync_gradients(self) -> None:
-        self.sync()
-
-    def train_epoch(
-        self,
-        epoch: int,
-        batches: Iterable[Batch],
-        sample: ArchitectureSampler,
-        *,
-        phase: str,
-        total: int | None = None,
-        show_progress: bool = True,
-    ) -> EpochStats:
-        self._sums = torch.zeros(4, dtype=torch.float64, device=self.context.device)
-        try:
-            stats = super().train_epoch(epoch, batches, sample, phase=phase, total=total, show_progress=show_progress)
-            sums = self._sums.to(self.context.comm_device)
-        finally:
-            self._sums = None
-        dist.all_reduce(sums)
-        loss_sum, correct, seen, steps = (float(v) for v in sums.cpu())
-        return replace(
-            stats,
-            loss=loss_sum / steps if steps else float("nan"),
-            accuracy=correct / seen if seen else float("nan"),
-        )
-
-
-# ----- evaluation ---------------------------------------------------------------------------------------
-class ShardedEvaluator(Evaluator):
-    """``Evaluator`` that measures individual ``i`` on rank ``i mod W`` and all-gathers the accuracies;
-    its ``stats`` are those of all ranks together (seconds are process-seconds, summed over ranks)."""
-
-    def __init__(self, network: SuperNet, *, context: DistributedContext, **options: Any):
-        super().__init__(network, **options)
-        self.context = context
-
-    def accuracy(self, genotypes: Sequence[Genotype], *, desc: str = "evaluate") -> np.ndarray:
-        context, n = self.context, len(genotypes)
-        world = context.world_size
-        before = replace(self.stats)
-        mine = context.shard(n)
-        local = super().accuracy([genotypes[i] for i in mine], desc=f"{desc} ({len(mine)} of {n} here)")
-        slots = max(1, math.ceil(n / world))
-        buffer = torch.full((slots,), float("nan"), dtype=torch.float64)
-        buffer[: len(local)] = torch.from_numpy(local)
-        buffer = buffer.to(context.comm_device)
-        gathered = [torch.empty_like(buffer) for _ in range(world)]
-        dist.all_gather(gathered, buffer)
-        columns = [g.cpu().numpy() for g in gathered]
-        out = np.array([columns[i % world][i // world] for i in range(n)], dtype=np.float64)
-        delta = torch.tensor(
-            [self.stats.individuals - before.individuals, self.stats.images - before.images,
-             self.stats.seconds - before.seconds, self.stats.recalibration_seconds - before.recalibration_seconds],
-            dtype=torch.float64,
-        ).to(context.comm_device)
-        dist.all_reduce(delta)
-        total = delta.cpu().tolist()
-        self.stats = EvaluationStats(
-            individuals=before.individuals + int(round(total[0])),
-            images=before.images + int(round(total[1])),
-            seconds=before.seconds + total[2],
-            recalibration_seconds=before.recalibration_seconds + total[3],
-        )
-        return out

@@ -17,9 +17,12 @@ last one is a minute old), so that a run killed at any point and resumed (``Cars
 ends with the same population and weights as one that never stopped (same seed, same device and
 thread count; CPU runs are bit-for-bit). The run directory is described in ``search.rundir``.
 
-Under ``torchrun`` every process runs this same loop on the same population; ``search.distributed``
-spreads each step's architectures, the data and the evaluations over the processes, and rank 0 alone
-writes the run directory.
+``CarsSearch`` orchestrates: ``SuperNetTrainer`` trains (``search.trainer``), ``Evaluator`` measures
+(``search.evaluation``), ``RunWriter`` writes the run folder's tables, history and plots
+(``search.run_writer``), ``search.checkpoint`` saves and restores the state. Under ``torchrun`` every
+process runs this same loop on the same population, given a ``search.distributed.DistributedContext``
+that spreads each step's architectures, the data and the evaluations over the processes; rank 0 alone
+writes the run directory. Without one, the search runs in this process (``search.context``).
 """
 from __future__ import annotations
 
@@ -27,44 +30,31 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import DeviceError, UserInputError
+from ..errors import CheckpointError, UserInputError
 from ..space import Genotype, NetworkConfig, random_genotype
 from ..space.supernet import SuperNet
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
+from .context import ProcessContext, resolve_device, single_process
 from .data import SearchData, load_search_data
-from .distributed import DistributedContext, single_process
 from .evaluation import Evaluator, accuracy_speed
 from .objectives import CostFunction, build_costs, deploy_network
-from .plots import plot_generations, plot_pareto
 from .population import Individual, Population
-from .rundir import PLOTS, RunDir
-from .selection import non_dominated_fronts, select
+from .run_writer import RunWriter
+from .rundir import RunDir
+from .selection import select
 from .trainer import SuperNetTrainer
 from .variation import VariationConfig, make_offspring
 
-__all__ = ["CarsSearch", "SearchResult", "resolve_device"]
+__all__ = ["CarsSearch", "SearchResult"]
 
 log = logging.getLogger("cars_deploy.search")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``; ``DeviceError`` if CUDA is missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
-        return torch.device(name)
-    raise UserInputError(f"unknown device {name!r}; expected auto, cpu or cuda")
 
 
 @dataclass
@@ -90,13 +80,16 @@ class CarsSearch:
         *,
         resume: bool = False,
         device: str | torch.device = "auto",
+        costs: Mapping[str, CostFunction] | None = None,
         show_progress: bool = True,
         epoch_checkpoint_seconds: float = 60.0,
         plot_seconds: float = 30.0,
         overwrite: bool = False,
-        distributed: DistributedContext | None = None,
+        distributed: ProcessContext | None = None,
     ):
-        """``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
+        """``costs``: objectives the search cannot make itself, by name (``latency``, built from a
+        latency table by ``cars_deploy.latency.search_run``); ``params`` and ``mult_adds`` are made here.
+        ``epoch_checkpoint_seconds``: an epoch that ends this long after the last checkpoint writes one
         (generations always do); ``plot_seconds``: likewise for the PNG plots (the end of ``run`` always
         plots). Neither changes the search's result, only what a kill can lose and the I/O spent.
         ``overwrite`` replaces a run already in ``run_dir`` (a new run only). ``distributed``: this
@@ -118,30 +111,20 @@ class CarsSearch:
         self.show_progress = show_progress and self.dist.is_main
         # Costs first: a bad objective fails before any folder is made or data is read.
         network = deploy_network(config.deploy_network)
-        options = {"latency_table": config.latency_table}
-        built: list[list[CostFunction]] = []
-        # Rank 0 first: a cost may build a cache on first use (a latency table of this machine), which
-        # the other ranks then read instead of building it all at once.
-        self.dist.on_main(lambda: built.append(build_costs(config.objectives, network=network, options=options)))
-        self.costs: list[CostFunction] = built[0] if built else build_costs(config.objectives, network=network, options=options)
+        self.costs: list[CostFunction] = build_costs(config.objectives, network=network, provided=costs)
         by_name = {cost.name: cost for cost in self.costs}
-        self.report_costs: dict[str, CostFunction] = {
-            name: by_name.get(name) or build_costs([name], network=network, options=options)[0]
+        report_costs = {
+            name: by_name.get(name) or build_costs([name], network=network, provided=costs)[0]
             for name in ("params", "mult_adds")
         }
         self.data: SearchData = load_search_data(config, self.device)
-        self.network_config = NetworkConfig(
-            kind="cifar",
-            C=config.C,
-            layers=config.layers,
-            num_classes=self.data.info.num_classes,
-            input_size=self.data.info.input_size,
-            affine=False,
-        )
+        self.network_config = NetworkConfig(kind="cifar", C=config.C, layers=config.layers, affine=False,
+                                            num_classes=self.data.info.num_classes, input_size=self.data.info.input_size)
         try:
             self.network_config.validate()
         except ValueError as exc:
             raise UserInputError(str(exc)) from None
+        # The initial weights come from the seed, without moving torch's global generator.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
             self.supernet = SuperNet(self.network_config).to(self.device)
@@ -155,12 +138,9 @@ class CarsSearch:
             bn_recalibration=config.bn_recalibration,
             show_progress=self.show_progress,
         )
-        self.variation = VariationConfig(
-            crossover_prob=config.crossover_prob,
-            mutation_prob=config.mutation_prob,
-            crossover_node_prob=config.crossover_node_prob,
-            mutation_node_prob=config.mutation_node_prob,
-        )
+        self.variation = VariationConfig(crossover_prob=config.crossover_prob, mutation_prob=config.mutation_prob,
+                                         crossover_node_prob=config.crossover_node_prob,
+                                         mutation_node_prob=config.mutation_node_prob)
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.generation = 0
@@ -168,26 +148,32 @@ class CarsSearch:
         self.previous: dict[str, torch.Tensor] | None = None
         self.history: list[dict[str, Any]] = []
         self.train_log: list[dict[str, Any]] = []
-        self.epoch_checkpoint_seconds, self.plot_seconds = epoch_checkpoint_seconds, plot_seconds
-        self._last_checkpoint = self._last_plot = time.monotonic()
-        if resume:
-            self.run_dir = RunDir(run_dir)
-            if self.dist.on_main(self.run_dir.checkpoint_path.exists):
-                self._load()
-            else:
-                log.info("no checkpoint in %s yet: starting the search from the beginning", self.run_dir.path)
-                torch.manual_seed(config.seed)
-        else:
+        self.epoch_checkpoint_seconds = epoch_checkpoint_seconds
+        self._last_checkpoint = time.monotonic()
+        if not resume:
             self.dist.on_main(lambda: _create(run_dir, config, overwrite))
-            self.run_dir = RunDir(run_dir)
-            torch.manual_seed(config.seed)  # augmentation draws from torch's global generator
+        self.run_dir = RunDir(run_dir)
+        self.writer = RunWriter(self.run_dir, costs=self.costs, report_costs=report_costs, plot_seconds=plot_seconds)
+        if resume and self.dist.on_main(self.run_dir.checkpoint_path.exists):
+            self._load()
+        else:
+            if resume:
+                log.info("no checkpoint in %s yet: starting the search from the beginning", self.run_dir.path)
+            # Augmentation draws from torch's global generator, saved in every checkpoint: the state the
+            # run continues from, so it is seeded here rather than scoped.
+            torch.manual_seed(config.seed)
+
+    @staticmethod
+    def saved_config(run_dir: str | Path, *, distributed: ProcessContext | None = None) -> SearchConfig:
+        """The config saved in the run directory ``run_dir`` (read by rank 0, shared with every rank)."""
+        context = distributed or single_process()
+        return SearchConfig.from_dict(context.on_main(lambda: RunDir.open(run_dir)[1].to_dict()))
 
     @classmethod
     def resume(cls, run_dir: str | Path, **options: Any) -> "CarsSearch":
         """Reopens a run directory with its saved config and continues from its checkpoint; ``options``
-        are the constructor's keyword options (device, show_progress, distributed, ...)."""
-        context = options.get("distributed") or single_process()
-        config = SearchConfig.from_dict(context.on_main(lambda: RunDir.open(run_dir)[1].to_dict()))
+        are the constructor's keyword options (device, costs, show_progress, distributed, ...)."""
+        config = cls.saved_config(run_dir, distributed=options.get("distributed"))
         return cls(config, run_dir, resume=True, **options)
 
     # ----- the loop ------------------------------------------------------------------------------
@@ -212,11 +198,11 @@ class CarsSearch:
                 self._evolve()
                 if on_generation is not None:
                     on_generation(self)
-        self._write_outputs(plots=True)
+        self._write_outputs(final=True)
         return SearchResult(
             run_dir=self.run_dir.path,
             population=self.population,
-            pareto=self.pareto_table(),
+            pareto=self.writer.pareto_table(self.population),
             generation=self.generation,
             epoch=self.epoch,
             finished=self.generation >= config.n_generations,
@@ -323,22 +309,6 @@ class CarsSearch:
 
     def _record(self, candidates: Population, selected: np.ndarray, start: float, before: dict[str, float]) -> None:
         after = self._eval_stats()
-        genotypes = candidates.genotypes
-        report = {name: cost(genotypes) for name, cost in self.report_costs.items()}
-        individuals = []
-        for i, ind in enumerate(candidates):
-            entry: dict[str, Any] = {
-                "genotype": str(ind.genotype),
-                "accuracy": ind.accuracy,
-                "previous_accuracy": ind.previous_accuracy,
-                "accuracy_speed": ind.speed,
-                "params": int(report["params"][i]),
-                "mult_adds": int(report["mult_adds"][i]),
-            }
-            for cost, value in zip(self.costs, ind.costs):
-                entry[cost.name] = int(value) if cost.name in ("params", "mult_adds") else float(value)
-            entry.update(origin=ind.origin, born=ind.born, selected=bool(selected[i]))
-            individuals.append(entry)
         last = self.train_log[-1] if self.train_log else {}
         record = {
             "generation": self.generation,
@@ -351,7 +321,7 @@ class CarsSearch:
             "train_accuracy": last.get("accuracy"),
             "lr": last.get("lr"),
             **{k: round(after[k] - before[k], 4) for k in after},
-            "individuals": individuals,
+            "individuals": self.writer.individual_records(candidates, selected),
         }
         self.history.append(record)
         acc = candidates.accuracies()[selected]
@@ -362,7 +332,7 @@ class CarsSearch:
         )
 
     def _finish_generation(self) -> None:
-        self._write_outputs(plots=time.monotonic() - self._last_plot >= self.plot_seconds)
+        self._write_outputs(final=False)
         self._checkpoint()
 
     def _checkpoint(self) -> None:
@@ -387,8 +357,6 @@ class CarsSearch:
         )
 
     def _load(self) -> None:
-        from ..errors import CheckpointError
-
         raw = self.dist.read_on_main(self.run_dir.checkpoint_path) if self.dist.enabled else None
         data = load_checkpoint(self.run_dir.checkpoint_path, config=self.config, raw=raw)
         try:
@@ -407,65 +375,9 @@ class CarsSearch:
             raise CheckpointError(f"{self.run_dir.checkpoint_path} does not fit this search ({reason})") from None
         log.info("resumed %s at epoch %d, generation %d", self.run_dir.path, self.epoch, self.generation)
 
-    # ----- reports -------------------------------------------------------------------------------
-    def population_table(self, population: Population | None = None) -> pd.DataFrame:
-        """The population as the rows of population.csv (columns ``rundir.REPORT_COLUMNS`` first)."""
-        population = self.population if population is None else population
-        genotypes = population.genotypes
-        report = {name: cost(genotypes) for name, cost in self.report_costs.items()}
-        columns: dict[str, Any] = {
-            "genotype": [str(g) for g in genotypes],
-            "accuracy": population.accuracies(),
-            "params": report["params"].astype(np.int64),
-            "mult_adds": report["mult_adds"].astype(np.int64),
-            "latency_ms": [None] * len(population),
-            "objective": [",".join(self.config.objectives)] * len(population),
-            "accuracy_speed": population.speeds(),
-            "previous_accuracy": [ind.previous_accuracy for ind in population],
-            "origin": [ind.origin for ind in population],
-            "born": [ind.born for ind in population],
-        }
-        costs = population.costs()
-        for m, cost in enumerate(self.costs):
-            if cost.name == "latency":
-                columns["latency_ms"] = costs[:, m]
-            elif cost.name not in columns:
-                columns[cost.name] = costs[:, m]
-        return pd.DataFrame(columns)
-
-    def pareto_table(self) -> pd.DataFrame:
-        """The non-dominated individuals of the population on (accuracy, objective costs), by first cost."""
-        table = self.population_table()
-        if table.empty:
-            return table
-        F = np.column_stack([-self.population.accuracies(), self.population.costs()])
-        front = non_dominated_fronts(F)[0]
-        first = self.costs[0].name
-        key = "latency_ms" if first == "latency" else first
-        pareto = table.iloc[front]
-        return pareto.sort_values([key, "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
-
-    def _write_outputs(self, *, plots: bool) -> None:
-        if not self.dist.is_main:
-            return
-        run = self.run_dir
-        run.write_history(self.history)
-        population = self.population_table()
-        pareto = self.pareto_table()
-        run.write_table("population", population)
-        run.write_table("pareto", pareto)
-        if not plots:
-            return
-        self._last_plot = time.monotonic()
-        first = self.costs[0]
-        column = "latency_ms" if first.name == "latency" else first.name
-        plot_generations(
-            self.history, run.plots_path / PLOTS[0], cost=first.name, label=first.label, scale=first.scale
-        )
-        plot_pareto(
-            population, pareto, run.plots_path / PLOTS[1], cost=column, label=first.label, scale=first.scale,
-            title=f"generation {self.generation}: population and Pareto front",
-        )
+    def _write_outputs(self, *, final: bool) -> None:
+        if self.dist.is_main:
+            self.writer.write(self.population, self.history, generation=self.generation, final=final)
 
 
 def _check_new(run_dir: str | Path) -> None:

@@ -1,11 +1,11 @@
 """Cost objectives: functions of a genotype, minimised next to accuracy (section 3.3, ``F_1..F_M``).
 
-A cost is made by a factory registered in ``COSTS`` and called with keyword-only arguments
-``factory(network=NetworkConfig, options=Mapping)``: the deployment network the cost is counted on
-(the ImageNet mobile network by default, as in the paper's Table 2) and the command's options (e.g.
-``{"latency_table": "table.csv"}``), so that a later module can add a cost that needs more than the
-genotype - the latency predictor registers ``COSTS.add("latency", factory)`` in
-``cars_deploy.latency.objective`` and reads ``options["latency_table"]``. A cost function is vectorised:
+A cost is made for the deployment network it is counted on (the ImageNet mobile network by default, as
+in the paper's Table 2): ``params`` and ``mult_adds`` by a factory registered in ``COSTS``, called as
+``factory(network=NetworkConfig)``; a cost that needs more than the genotype and the network is built
+by its caller and handed to ``build_costs`` (and ``CarsSearch``) in ``provided`` - the latency
+predictor's ``latency`` cost, built from a latency table by ``cars_deploy.latency``, comes in that way,
+so that the search never imports the latency layer. A cost function is vectorised:
 ``cost(genotypes) -> np.ndarray`` of shape ``(n,)``.
 
 ``params`` and ``mult_adds`` are exact and fast. Both totals are additive over the network's modules:
@@ -19,10 +19,9 @@ tracing). A test checks the sums against ``count_parameters`` / ``count_mult_add
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -52,17 +51,14 @@ class CostFunction(Protocol):
 
 
 class CostFactory(Protocol):
-    """Makes a cost for a deployment network; ``options`` holds command options such as a table path."""
+    """Makes a cost counted on a deployment network."""
 
-    def __call__(self, *, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction: ...
+    def __call__(self, *, network: NetworkConfig) -> CostFunction: ...
 
 
-#: Cost factories by name. ``latency`` is registered by the latency predictor (``cars_deploy.latency.objective``).
+#: Cost factories by name (``params``, ``mult_adds``). ``latency`` is not here: it needs a latency table,
+#: so its caller builds it (``cars_deploy.latency.latency_cost``) and passes it to ``build_costs``.
 COSTS: Registry[CostFactory] = Registry("cost objective")
-
-# Modules that register a cost when imported; imported on demand so that the search does not depend on
-# them (and they may depend on the search).
-_PLUGINS: dict[str, str] = {"latency": "cars_deploy.latency.objective"}
 
 
 def deploy_network(name: str) -> NetworkConfig:
@@ -132,11 +128,11 @@ def _op_count(name: str, key: _CountKey) -> int:
     return count_mult_adds(module, input_size=key.side, in_channels=key.C)
 
 
-def _params(*, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction:
+def _params(*, network: NetworkConfig) -> CostFunction:
     return CountCost("params", network=network, label="params (M)", scale=1e-6)
 
 
-def _mult_adds(*, network: NetworkConfig, options: Mapping[str, Any]) -> CostFunction:
+def _mult_adds(*, network: NetworkConfig) -> CostFunction:
     return CountCost("mult_adds", network=network, label="mult-adds (M)", scale=1e-6)
 
 
@@ -144,25 +140,25 @@ COSTS.add("params", _params)
 COSTS.add("mult_adds", _mult_adds)
 
 
-def build_costs(names: Sequence[str], *, network: NetworkConfig, options: Mapping[str, Any]) -> list[CostFunction]:
-    """The cost functions ``names`` for ``network``; ``UserInputError`` with one line for an unknown or
-    unavailable one (``latency`` without a latency predictor or table)."""
+def build_costs(
+    names: Sequence[str], *, network: NetworkConfig, provided: Mapping[str, CostFunction] | None = None
+) -> list[CostFunction]:
+    """The cost functions ``names`` for ``network``: a name in ``provided`` as given there, any other made
+    by its ``COSTS`` factory; ``UserInputError`` with one line for an unknown one or for ``latency`` when
+    no latency cost is provided (it needs a latency table)."""
+    provided = provided or {}
     costs: list[CostFunction] = []
     for name in names:
-        if name not in COSTS and name in _PLUGINS:
-            importlib.import_module(_PLUGINS[name])
-        if name not in COSTS:
-            if name == "latency":
-                if not options.get("latency_table"):
-                    raise UserInputError(
-                        "the latency objective needs a latency table: pass --latency-table TABLE "
-                        "(made by cars-profile), or use --objective params or mult_adds"
-                    )
-                raise UserInputError(
-                    "the latency objective is not available in this installation (no latency predictor "
-                    "is registered); use --objective params or mult_adds"
-                )
-            raise UserInputError(f"unknown objective {name!r}; known: accuracy plus {', '.join(sorted(COSTS.names()))}")
-        factory: Callable[..., CostFunction] = COSTS.get(name)
-        costs.append(factory(network=network, options=options))
+        if name in provided:
+            costs.append(provided[name])
+        elif name == "latency":
+            raise UserInputError(
+                "the latency objective needs a latency table: pass --latency-table TABLE (made by cars-profile; "
+                "shipped: host-cpu-imagenet-ort1), or --latency-table local to time this computer's CPU on first use"
+            )
+        elif name in COSTS:
+            costs.append(COSTS.get(name)(network=network))
+        else:
+            known = ", ".join(sorted({*COSTS.names(), *provided, "latency"}))
+            raise UserInputError(f"unknown objective {name!r}; known: accuracy plus {known}")
     return costs

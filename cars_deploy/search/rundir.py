@@ -9,7 +9,8 @@ RUN/checkpoint.pt    the resumable state (search.checkpoint)
 RUN/plots/*.png      population per generation and the Pareto front (search.plots)
 ```
 
-Every file is rewritten atomically (temporary file + rename) after each generation, so a killed
+Every file is rewritten atomically (temporary file + rename) after each generation (the tables, history
+and plots by ``search.run_writer.RunWriter``, the checkpoint by ``search.checkpoint``), so a killed
 search never leaves a half-written table; ``history.jsonl`` is rendered from the history held in the
 checkpoint, so a resumed run never repeats or loses a line.
 """
@@ -21,11 +22,13 @@ import platform
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy
 import pandas as pd
+import torch
 
 from .. import __version__
 from .._io import atomic_write_text
-from ..errors import CheckpointError, UserInputError
+from ..errors import UserInputError
 from .config import SearchConfig
 
 __all__ = ["RunDir", "REPORT_COLUMNS", "PLOTS"]
@@ -78,7 +81,6 @@ class RunDir:
     def plots_path(self) -> Path:
         return self.path / "plots"
 
-
     @classmethod
     def check_new(cls, path: str | Path) -> "RunDir":
         """Raises ``UserInputError`` unless ``path`` can hold a new run (absent, or a folder without one)."""
@@ -112,7 +114,10 @@ class RunDir:
             data = json.loads(run.config_path.read_text())
             config = SearchConfig.from_dict(data["search"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise CheckpointError(f"{run.config_path} is unreadable or not a search config ({exc})") from None
+            raise UserInputError(
+                f"{run.config_path} is unreadable or not a search config ({exc}); the run cannot be resumed "
+                f"(start it over with --out {run.path} --overwrite)"
+            ) from None
         return run, config
 
     def clear(self) -> None:
@@ -125,9 +130,7 @@ class RunDir:
             self.plots_path.rmdir()
 
     def write_config(self, config: SearchConfig) -> None:
-        import numpy
-        import torch
-
+        """config.json: the search config and the versions of the software that runs it."""
         data = {
             "search": config.to_dict(),
             "software": {

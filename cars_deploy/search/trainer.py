@@ -86,7 +86,7 @@ class SuperNetTrainer:
 
     def sync_gradients(self) -> None:
         """Hook between the backward passes and the clip + optimizer step; nothing to do in one process
-        (``search.distributed.DistributedTrainer`` averages the gradients across processes here)."""
+        (``search.distributed_steps.DistributedTrainer`` averages the gradients across processes here)."""
 
     def train_epoch(
         self,

@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from cars_deploy.cli.search import main as cars_search
 import experiments.runs
+from cars_deploy.cli.search import main as cars_search
 from experiments.records import ResultsDir
 from experiments.runs import RunError, run_key, run_search, train_dir, train_each
 from experiments.scale import SearchScale, TrainScale

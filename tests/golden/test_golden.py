@@ -114,7 +114,7 @@ def test_table_build_and_costs_match_their_golden_files(tmp_path):
     names = sorted(GENOTYPES.names())
     genotypes = [GENOTYPES.get(name) for name in names]
     latency = predictor.predict(genotypes)
-    params, mult_adds = build_costs(("params", "mult_adds"), network=network, options={})
+    params, mult_adds = build_costs(("params", "mult_adds"), network=network)
     rows = [
         {"genotype": name, "latency_ms": float(f"{lat:.9g}"), "params": int(p), "mult_adds": int(m)}
         for name, lat, p, m in zip(names, latency, params(genotypes), mult_adds(genotypes))

@@ -1,4 +1,4 @@
-"""The search's latency cost: registered on demand, vectorised, table given or built on first use;
+"""The search's latency cost: vectorised, table given or built on first use, handed to the search;
 a tiny real search with --objective latency and --verify-on."""
 from __future__ import annotations
 
@@ -12,11 +12,14 @@ import pytest
 from cars_deploy.cli.search import main as search_main
 from cars_deploy.errors import UserInputError
 from cars_deploy.latency import LatencyPredictor, host, network_id, verify
+from cars_deploy.latency.objective import latency_cost
+from cars_deploy.latency.search_run import latency_costs
 from cars_deploy.profilers.builder import ProfileConfig, build_table
 from cars_deploy.profilers.device import DeviceOptions
 from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
 from cars_deploy.profilers.table import LatencyTable, table_files
+from cars_deploy.search.config import SearchConfig
 from cars_deploy.search.objectives import build_costs
 from cars_deploy.space import GENOTYPES, NetworkConfig, parse_genotype, random_genotype
 
@@ -28,7 +31,7 @@ TINY_SEARCH = ["--C", "4", "--layers", "3", "--population", "4", "--epochs", "3"
 
 
 def test_latency_cost_is_the_predictor_of_the_given_table(small_table, rng):
-    (cost,) = build_costs(["latency"], network=SMALL, options={"latency_table": str(small_table)})
+    cost = latency_cost(str(small_table), network=SMALL)
     assert (cost.name, cost.label, cost.scale) == ("latency", "latency (ms)", 1.0)
     genotypes = [random_genotype(rng) for _ in range(50)]
     np.testing.assert_allclose(cost(genotypes), LatencyPredictor.load(small_table).predict(genotypes))
@@ -36,22 +39,24 @@ def test_latency_cost_is_the_predictor_of_the_given_table(small_table, rng):
 
 
 def test_no_table_is_a_one_line_hint():
+    config = SearchConfig(objectives=("latency",), latency_table=None)
+    assert latency_costs(config) == {}
     with pytest.raises(UserInputError, match="--latency-table TABLE.*--latency-table local") as info:
-        build_costs(["latency"], network=SMALL, options={"latency_table": None})
+        build_costs(["latency"], network=SMALL, provided=latency_costs(config))
     assert "\n" not in str(info.value)
 
 
 def test_local_builds_and_calibrates_this_computers_table_once(tmp_path, cache_dir, monkeypatch):
     small = host.HostTableConfig(calibrate_networks=4, calibrate_fit=3, tables_dir=tmp_path / "tables", cache_dir=cache_dir)
     monkeypatch.setattr(host, "ensure_host_table", functools.partial(host.ensure_host_table, config=small))
-    (cost,) = build_costs(["latency"], network=SMALL, options={"latency_table": "local"})
+    cost = latency_cost("local", network=SMALL)
     csv = tmp_path / "tables" / f"host-{network_id(SMALL)}-ort1.csv"
     table = LatencyTable.load(csv)
     assert cost.predictor.calibrated and network_id(SMALL) in table.meta["calibration"]
     assert table.meta["settings"] == {"device": "local", "runtime": "onnxruntime", "threads": 1, "cpu_mask": None,
                                       "runner": None}
     written = [csv.stat().st_mtime_ns, table_files(csv)[1].stat().st_mtime_ns]
-    (again,) = build_costs(["latency"], network=SMALL, options={"latency_table": "local"})  # cached: nothing re-timed
+    again = latency_cost("local", network=SMALL)  # cached: nothing re-timed
     assert [csv.stat().st_mtime_ns, table_files(csv)[1].stat().st_mtime_ns] == written
     genotype = GENOTYPES.get("CARS_Lat_A")
     assert again([genotype])[0] == pytest.approx(cost([genotype])[0])
@@ -70,10 +75,17 @@ def cifar_table(tmp_path_factory, cache_dir):
     return table_files(out)[0]
 
 
+def test_the_search_gets_the_latency_cost_only_when_its_config_asks(cifar_table):
+    config = SearchConfig(objectives=("params", "latency"), latency_table=str(cifar_table), deploy_network="cifar")
+    (cost,) = latency_costs(config).values()
+    assert cost.name == "latency" and cost.predictor.network == NetworkConfig.cifar()
+    assert latency_costs(config.replace(objectives=("params",))) == {}
+
+
 def test_a_tiny_latency_search_with_verification_on_the_host(cifar_table, tmp_path, cache_dir, monkeypatch, capsys):
     # Whole CIFAR networks take milliseconds: time them with the quick protocol, into this session's cache.
     monkeypatch.setattr(verify, "whole_network_protocol", lambda kind: ProtocolConfig(warmup=1, rounds=2, runs=2))
-    monkeypatch.setattr("cars_deploy.profilers.export_blocks.default_cache_dir", lambda: cache_dir)
+    monkeypatch.setattr(verify, "default_cache_dir", lambda: cache_dir)
     run = tmp_path / "run"
     code = search_main(["--objective", "latency", "--latency-table", str(cifar_table), "--out", str(run), *TINY_SEARCH,
                         "--verify-on", "local", "--quiet"])

@@ -62,7 +62,8 @@ def main(rank: int, port: int, out: str, run_dir: str, config: dict[str, Any]) -
 
 def _run(rank: int, out: Path, run_dir: str, config_dict: dict[str, Any], record: dict[str, Any]) -> None:
     from cars_deploy.search import CarsSearch, SearchConfig
-    from cars_deploy.search.distributed import DistributedTrainer, ShardedEvaluator, init_distributed
+    from cars_deploy.search.distributed import init_distributed
+    from cars_deploy.search.distributed_steps import DistributedTrainer, ShardedEvaluator
     from cars_deploy.space import NetworkConfig, SuperNet, random_genotype
 
     context = init_distributed("cpu")

@@ -16,14 +16,9 @@ from torch import nn
 from cars_deploy.cli.search import main as search_main
 from cars_deploy.errors import UserInputError
 from cars_deploy.search import CarsSearch, SearchConfig
+from cars_deploy.search.context import single_process
 from cars_deploy.search.data import load_search_data
-from cars_deploy.search.distributed import (
-    DistributedContext,
-    epoch_batch_indices,
-    rank_batches,
-    rank_steps,
-    single_process,
-)
+from cars_deploy.search.distributed import DistributedContext, epoch_batch_indices, rank_batches, rank_steps
 from cars_deploy.search.evaluation import Evaluator
 from cars_deploy.search.trainer import SuperNetTrainer
 from cars_deploy.space import NetworkConfig, SuperNet, random_genotype
@@ -208,6 +203,14 @@ def test_shares_and_shards():
     assert [c.shard(5) for c in contexts] == [[0, 2, 4], [1, 3]]
     with pytest.raises(ValueError, match="evenly"):
         contexts[0].share(["a", "b", "c"])
+
+
+def test_a_single_process_search_loads_no_distributed_or_latency_code():
+    code = ("import sys, cars_deploy.search, cars_deploy.search.loop; "
+            "print(sorted(m for m in sys.modules if m.startswith(('cars_deploy.search.distributed', 'cars_deploy.latency', "
+            "'cars_deploy.profilers'))))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr[-2000:]
 
 
 def test_one_process_is_the_plain_search():

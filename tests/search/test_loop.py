@@ -144,3 +144,7 @@ def test_an_existing_run_is_not_overwritten(tmp_path, tiny_config):
         CarsSearch(config, tmp_path / "run", device="cpu", show_progress=False)
     with pytest.raises(UserInputError, match="not a search run"):
         CarsSearch.resume(tmp_path / "nothing", device="cpu")
+    (tmp_path / "run" / "config.json").write_text("{not json")
+    with pytest.raises(UserInputError, match="config.json is unreadable or not a search config") as info:
+        CarsSearch.resume(tmp_path / "run", device="cpu")
+    assert not isinstance(info.value, CheckpointError) and info.value.exit_code == 2 and "\n" not in str(info.value)

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from cars_deploy.space import NUM_NODES, Genotype, random_genotype
 from cars_deploy.search.variation import VariationConfig, crossover, make_offspring, mutate
+from cars_deploy.space import NUM_NODES, Genotype, random_genotype
 
 
 def _nodes(genotype):

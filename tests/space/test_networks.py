@@ -2,7 +2,14 @@ import pytest
 import torch
 
 from cars_deploy.errors import UserInputError
-from cars_deploy.space import GENOTYPES, NetworkConfig, build_network, count_mult_adds, count_parameters, random_genotype
+from cars_deploy.space import (
+    GENOTYPES,
+    NetworkConfig,
+    build_network,
+    count_mult_adds,
+    count_parameters,
+    random_genotype,
+)
 
 # Paper Table 1 (CIFAR-10, M params) and Table 2 (ImageNet mobile, M params / M mult-adds).
 TABLE1 = dict(A=2.4, B=2.7, C=2.8, D=2.9, E=3.0, F=3.1, G=3.2, H=3.3, I=3.6)

@@ -25,7 +25,7 @@ def _trained_supernet(genotypes, seed=0) -> SuperNet:
     torch.manual_seed(seed)
     net = SuperNet(CONFIG).train()
     optimizer = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    for step in range(3):
+    for _ in range(3):
         for genotype in genotypes:
             x, y = torch.randn(8, 3, 16, 16), torch.randint(0, 5, (8,))
             optimizer.zero_grad()
