@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/cars-search --objective latency --device local --verify-on local --out runs/demo --overwrite
+	$(BIN)/cars-search --objective latency --latency-table local --verify-on local --out runs/demo --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 clean:

@@ -43,12 +43,12 @@ if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
 from cars_deploy.data import dataset_info  # noqa: E402
 from cars_deploy.errors import UserInputError  # noqa: E402
 from cars_deploy.search.checkpoint import load_checkpoint  # noqa: E402
-from cars_deploy.search.context import resolve_device  # noqa: E402
 from cars_deploy.search.data import load_search_data  # noqa: E402
 from cars_deploy.search.evaluation import Evaluator  # noqa: E402
 from cars_deploy.search.objectives import CountCost  # noqa: E402
 from cars_deploy.search.rundir import RunDir  # noqa: E402
 from cars_deploy.space import Genotype, NetworkConfig, SuperNet, parse_genotype  # noqa: E402
+from cars_deploy.torch_device import resolve_torch_device  # noqa: E402
 from experiments.choose import random_pool, spread  # noqa: E402
 from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import new_figure, save_figure  # noqa: E402
@@ -105,7 +105,7 @@ def supernet_accuracy(
     if recalibration_batches is not None:
         changes["bn_recalibration_batches"] = recalibration_batches
     eval_config = config.replace(**changes)
-    torch_device = resolve_device(device)
+    torch_device = resolve_torch_device(device)
     data = load_search_data(eval_config, torch_device)
     network = NetworkConfig(kind="cifar", C=config.C, layers=config.layers, num_classes=data.info.num_classes,
                             input_size=data.info.input_size, affine=False)

@@ -18,7 +18,7 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
 def test_failed_write_keeps_the_old_file(tmp_path):
     target = tmp_path / "ckpt.pt"
     atomic_torch_save(target, {"w": torch.ones(2)})
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises((pickle.PicklingError, AttributeError)):  # lambdas: by name, local ones: not found
         atomic_torch_save(target, {"bad": lambda: None})  # not picklable
     assert torch.equal(torch.load(target, weights_only=True)["w"], torch.ones(2))
     assert os.listdir(tmp_path) == ["ckpt.pt"]

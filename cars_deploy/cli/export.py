@@ -10,6 +10,7 @@ from typing import Sequence
 from ..data import DATASETS
 from ..export import EXPORTERS, ExportConfig, NetworkRequest, check_export_config, export_model, load_export_source
 from ..formats import ONNX
+from ..space import NETWORK_KINDS
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
 
@@ -32,7 +33,7 @@ def _parser() -> CliParser:
     sizes = parser.add_argument_group("network size without a checkpoint (with one, these must match it)")
     sizes.add_argument("--dataset", choices=DATASETS, help="whose classes and normalisation (default cifar10)")
     sizes.add_argument("--data-dir", type=Path, help="imagefolder: folder holding train/<class>/")
-    sizes.add_argument("--network", choices=("cifar", "imagenet"))
+    sizes.add_argument("--network", choices=NETWORK_KINDS)
     sizes.add_argument("--num-classes", type=int)
     sizes.add_argument("--input-size", type=int)
     sizes.add_argument("--C", type=int)

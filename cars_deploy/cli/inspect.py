@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from ..latency.predictor import table_network
 from ..latency.summary import genotype_reports
 from ..profilers.table import LatencyTable
-from ..space import GENOTYPES, NetworkConfig
+from ..space import GENOTYPES, NETWORK_KINDS, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
 
@@ -28,7 +28,7 @@ def _parser() -> CliParser:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--genotype", "-g", nargs="+", metavar="G", help="one or more genotypes")
     which.add_argument("--all", action="store_true", help="every published genotype")
-    parser.add_argument("--network", choices=("cifar", "imagenet"),
+    parser.add_argument("--network", choices=NETWORK_KINDS,
                         help="default: cifar, or with --latency-table the network the table was made for")
     parser.add_argument("--C", type=int, help="initial channels (default: 36 cifar, 48 imagenet)")
     parser.add_argument("--layers", type=int, help="number of cells (default: 20 cifar, 14 imagenet)")

@@ -30,7 +30,7 @@ from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
 from ..profilers.table import table_files
-from ..space.networks import NetworkConfig
+from ..space.networks import NETWORK_KINDS, NetworkConfig
 from ._common import CliParser, run_command
 
 __all__ = ["main"]
@@ -53,7 +53,7 @@ def _parser() -> CliParser:
                       "a torchvision baseline by name (mobilenet_v2, mnasnet1_0, shufflenet_v2_x2_0; random weights, "
                       "exported like the blocks, input --input-size or 224)")
     net = parser.add_argument_group("network whose blocks are profiled")
-    net.add_argument("--network", choices=("imagenet", "cifar"), default="imagenet", help="default: imagenet (C=48, 14 cells, 224x224)")
+    net.add_argument("--network", choices=NETWORK_KINDS, default="imagenet", help="default: imagenet (C=48, 14 cells, 224x224)")
     net.add_argument("--C", type=int, help="initial channels (default: 48 imagenet, 36 cifar)")
     net.add_argument("--layers", type=int, help="number of cells (default: 14 imagenet, 20 cifar)")
     net.add_argument("--input-size", type=int, help="input side in pixels (default: 224 imagenet, 32 cifar)")
@@ -103,10 +103,7 @@ def _parser() -> CliParser:
 def _network(args: argparse.Namespace) -> NetworkConfig:
     changes = {k: v for k, v in (("C", args.C), ("layers", args.layers), ("input_size", args.input_size), ("num_classes", args.classes)) if v is not None}
     config = NetworkConfig.imagenet(**changes) if args.network == "imagenet" else NetworkConfig.cifar(**changes)
-    try:
-        config.validate()
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    config.validate()
     return config
 
 

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import pandas as pd
 import torch
 
+from ..data import DATASETS
 from ..errors import CarsError, UserInputError
 from ..latency.objective import LOCAL_TABLE
 from ..latency.search_run import open_search, verify_search
@@ -88,7 +89,7 @@ def _parser() -> CliParser:
     evolution.add_argument("--max-generations", type=int, metavar="K",
                            help="stop after generation K (resume later with --resume)")
     data = parser.add_argument_group("data and SuperNet")
-    data.add_argument("--dataset", choices=("digits", "cifar10", "imagefolder"),
+    data.add_argument("--dataset", choices=DATASETS,
                       help="digits (embedded, default), cifar10 (torchvision layout) or imagefolder (train/<class>/)")
     data.add_argument("--data-dir", help="dataset folder for cifar10 / imagefolder")
     data.add_argument("--input-size", type=int, help="image side for cifar10 / imagefolder (default 32)")

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 
 from ..data import DATASETS, dataset_info
 from ..errors import UserInputError
-from ..space import NetworkConfig
+from ..space import NETWORK_KINDS, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ..train import PRESET_NETWORK, PRESETS, TrainConfig, Trainer
 from ._common import CliParser, run_command
@@ -32,7 +32,7 @@ def _parser() -> CliParser:
                         "folder holding train/<class>/ and test/<class>/")
     parser.add_argument("--preset", choices=tuple(PRESETS), default="cifar",
                         help="protocol: cifar (DARTS, section 4.2), imagenet (CARS section 4.3), darts-imagenet")
-    parser.add_argument("--network", choices=("cifar", "imagenet"), help="network family (default: the preset's)")
+    parser.add_argument("--network", choices=NETWORK_KINDS, help="network family (default: the preset's)")
     parser.add_argument("--C", type=int, help="initial channels (default 36 cifar, 48 imagenet)")
     parser.add_argument("--layers", type=int, help="cells (default 20 cifar, 14 imagenet)")
     parser.add_argument("--input-size", type=int, help="resize images to this side (not for digits)")
@@ -96,10 +96,7 @@ def _network_config(args: argparse.Namespace) -> NetworkConfig:
         input_size=info.input_size,
         **{k: v for k, v in sizes.items() if v is not None},
     )
-    try:
-        replace(network, auxiliary=False).validate()
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    replace(network, auxiliary=False).validate()
     return network
 
 

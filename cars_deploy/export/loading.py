@@ -17,7 +17,7 @@ from typing import Any, Literal
 from torch import nn
 
 from ..data import DatasetInfo, dataset_info
-from ..errors import CheckpointError, UserInputError
+from ..errors import CheckpointError
 from ..profilers.export_blocks import seeded
 from ..space import Genotype, NetworkConfig, build_network
 from ..train.checkpoint import Checkpoint, describe_genotype, load_checkpoint, strip_auxiliary
@@ -74,10 +74,7 @@ def _random(genotype: Genotype, request: NetworkRequest, seed: int) -> ExportSou
         "input_size": request.input_size or info.input_size,
     }
     network = replace(base, **{k: v for k, v in sizes.items() if v is not None})
-    try:
-        network.validate()
-    except ValueError as exc:
-        raise UserInputError(str(exc)) from None
+    network.validate()
     if network.num_classes != info.num_classes:
         info = replace(info, num_classes=network.num_classes, class_names=tuple(f"class_{i}" for i in range(network.num_classes)))
     with seeded(seed):  # seeded weights without touching the caller's generator

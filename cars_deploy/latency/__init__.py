@@ -6,9 +6,9 @@
 - ``validation``: ``calibrate_table``, what ``cars-profile --calibrate N`` runs; ``scoring``: its fit on
   some networks and scores on the others; ``metrics``: MAPE, share within +-5/10%, Kendall's tau and the
   targets; ``report``: CSV + JSON + scatter PNG;
-- ``objective``: the search's ``latency`` cost (registered in ``search.objectives.COSTS`` when the
-  search imports it; not imported here, so that the latency tools do not load the search);
-  ``host``: this computer's table on first use; ``verify``: timing Pareto models end to end.
+- ``objective``: the search's ``latency`` cost, which ``search_run`` builds and hands to the search
+  (``CarsSearch(costs=...)``: the search never imports this package); ``host``: this computer's table
+  on first use; ``verify``: timing Pareto models end to end.
 """
 from .calibration import CALIBRATION_MODELS, Calibration, fit_calibration
 from .metrics import Agreement, agreement

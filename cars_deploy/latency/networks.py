@@ -1,9 +1,9 @@
 """Whole networks to time: random genotypes, the published ones, and their exported model files.
 
 The calibration and its validation time whole networks end to end, exported exactly as the table's
-blocks are (``profilers.export_blocks.export_module``: ONNX opset 17 or TorchScript Lite, static
-batch-1 shapes, batch norm folded in eval mode), so that the only difference between a network and
-the sum of its blocks is what the issue is about: running them as one graph.
+blocks are (``profilers.export_blocks.export_module``: the format's record in ``cars_deploy.formats``,
+static batch-1 shapes, batch norm folded in eval mode), so that the only difference between a network
+and the sum of its blocks is the one the calibration models: running them as one graph.
 
 Random networks: a uniformly random genotype (``space.random_genotype``) draws each of its 16 ops
 independently, so by the central limit theorem nearly all of them land in a narrow latency band,

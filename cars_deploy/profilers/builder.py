@@ -89,10 +89,7 @@ def build_table(device: Device, config: ProfileConfig, *, show_progress: bool | 
         raise TableError(f"{csv} was made with other settings ({changed}); write this profile to another --out")
     keys: list[BlockKey] = []
     for network in config.networks:
-        try:
-            network.validate()
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
+        network.validate()
         keys.extend(k for k in network_blocks(network) if k not in keys)
     todo = [k for k in keys if existing is None or k not in existing]
     networks_meta = [asdict(n) for n in config.networks]

@@ -4,7 +4,6 @@ cost objectives, the continuous-evolution loop (Algorithm 1), checkpoints and th
 The search knows the costs it can count itself (``params``, ``mult_adds``); the ``latency`` cost is
 built by ``cars_deploy.latency`` and handed in (``CarsSearch(costs=...)``)."""
 from .config import PRESETS, SearchConfig, preset
-from .context import resolve_device
 from .loop import CarsSearch, SearchResult
 from .objectives import COSTS, CostFactory, CostFunction, build_costs
 from .population import Individual, Population
@@ -29,6 +28,5 @@ __all__ = [
     "nsga3_select",
     "pnsga3_select",
     "preset",
-    "resolve_device",
     "select",
 ]

@@ -16,29 +16,15 @@ from typing import Callable, Iterator, Sequence, TypeVar
 import torch
 from torch import nn
 
-from ..errors import DeviceError, UserInputError
 from ..space.supernet import SuperNet
 from .config import SearchConfig
 from .data import Batch, SearchData
 from .evaluation import Evaluator
 from .trainer import SuperNetTrainer
 
-__all__ = ["ProcessContext", "resolve_device", "single_process"]
+__all__ = ["ProcessContext", "single_process"]
 
 T = TypeVar("T")
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cpu`` or ``cuda[:N]``; ``DeviceError`` if CUDA is missing."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was asked for but PyTorch sees no CUDA device; use --device cpu")
-        return torch.device(name)
-    raise UserInputError(f"unknown device {name!r}; expected auto, cpu or cuda")
 
 
 @dataclass(frozen=True)

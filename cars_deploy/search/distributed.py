@@ -47,8 +47,9 @@ from torch.utils.data import DataLoader
 from .. import errors as _errors
 from ..errors import CarsError, DeviceError, UserInputError
 from ..space.supernet import SuperNet
+from ..torch_device import resolve_torch_device
 from .config import SearchConfig
-from .context import ProcessContext, resolve_device, single_process
+from .context import ProcessContext, single_process
 from .data import Batch, SearchData, epoch_generator
 from .distributed_steps import DistributedTrainer, ShardedEvaluator
 from .evaluation import Evaluator
@@ -208,7 +209,7 @@ def init_distributed(device: str = "auto", *, timeout_s: float = 1800.0) -> Proc
     backend is nccl; on the CPU it is gloo. ``DeviceError`` when the GPUs are fewer than the processes
     on a node or the group cannot be formed."""
     world = _env_int("WORLD_SIZE", 1)
-    base = resolve_device(device)
+    base = resolve_torch_device(device)
     if world <= 1:
         return single_process(base)
     rank = _env_int("RANK", 0)

@@ -39,9 +39,10 @@ import torch
 from ..errors import CheckpointError, UserInputError
 from ..space import Genotype, NetworkConfig, random_genotype
 from ..space.supernet import SuperNet
+from ..torch_device import resolve_torch_device
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
-from .context import ProcessContext, resolve_device, single_process
+from .context import ProcessContext, single_process
 from .data import SearchData, load_search_data
 from .evaluation import Evaluator, accuracy_speed
 from .objectives import CostFunction, build_costs, deploy_network
@@ -97,7 +98,7 @@ class CarsSearch:
         ``device``); rank 0 alone writes the run folder."""
         config.validate()
         if distributed is None:
-            distributed = single_process(device if isinstance(device, torch.device) else resolve_device(device))
+            distributed = single_process(device if isinstance(device, torch.device) else resolve_torch_device(device))
         self.dist = distributed
         if config.arch_batch * self.dist.world_size > config.population:  # same on every rank: no collective
             raise UserInputError(
@@ -120,10 +121,7 @@ class CarsSearch:
         self.data: SearchData = load_search_data(config, self.device)
         self.network_config = NetworkConfig(kind="cifar", C=config.C, layers=config.layers, affine=False,
                                             num_classes=self.data.info.num_classes, input_size=self.data.info.input_size)
-        try:
-            self.network_config.validate()
-        except ValueError as exc:
-            raise UserInputError(str(exc)) from None
+        self.network_config.validate()
         # The initial weights come from the seed, without moving torch's global generator.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)

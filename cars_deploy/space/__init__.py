@@ -2,7 +2,7 @@
 from .counting import count_mult_adds, count_parameters
 from .genotype import CONCAT, ENCODING_LENGTH, NUM_NODES, Genotype, parse_genotype, random_genotype
 from .genotypes import GENOTYPES
-from .networks import NetworkConfig, build_network, cell_plan
+from .networks import NETWORK_KINDS, NetworkConfig, build_network, cell_plan
 from .primitives import OPS, PRIMITIVES
 from .resolve import resolve_genotype
 from .supernet import SuperNet
@@ -12,6 +12,7 @@ __all__ = [
     "ENCODING_LENGTH",
     "GENOTYPES",
     "Genotype",
+    "NETWORK_KINDS",
     "NUM_NODES",
     "NetworkConfig",
     "OPS",

@@ -21,6 +21,7 @@ from .genotype import Genotype
 from .stems import cifar_stem, imagenet_stem0, imagenet_stem1
 
 __all__ = [
+    "NETWORK_KINDS",
     "NetworkConfig",
     "NetworkCIFAR",
     "NetworkImageNet",
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 NetworkKind = Literal["cifar", "imagenet"]
+#: The network families, for command-line choices.
+NETWORK_KINDS: tuple[NetworkKind, ...] = ("cifar", "imagenet")
 
 
 @dataclass(frozen=True)

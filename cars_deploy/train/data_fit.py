@@ -25,14 +25,11 @@ def training_network(network: NetworkConfig, config: TrainConfig, notes: list[st
     wanted = replace(network, auxiliary=config.auxiliary_weight > 0)
     try:
         wanted.validate()
-    except ValueError as exc:
+    except UserInputError as exc:
         if not wanted.auxiliary:
-            raise UserInputError(str(exc)) from None
+            raise
         plain = replace(wanted, auxiliary=False)
-        try:
-            plain.validate()
-        except ValueError as plain_exc:
-            raise UserInputError(str(plain_exc)) from None
+        plain.validate()
         notes.append(f"training without the auxiliary head ({exc})")
         return plain
     return wanted
