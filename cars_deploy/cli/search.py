@@ -19,6 +19,7 @@ from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, 
 from ..search.context import ProcessContext
 from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
+from ..space.op_sets import OP_SETS
 from ._common import CliParser, run_command
 
 __all__ = ["main", "config_from_args"]
@@ -46,6 +47,8 @@ _CONFIG_FLAGS: dict[str, str] = {
     "max_val_batches": "max_val_batches",
     "workers": "num_workers",
     "bn_recalibration": "bn_recalibration",
+    "bn_recalibration_batches": "bn_recalibration_batches",
+    "op_set": "op_set",
 }
 
 
@@ -85,6 +88,9 @@ def _parser() -> CliParser:
     evolution.add_argument("--evolve-every", type=int, metavar="E_PARAM", help="epochs between generations")
     evolution.add_argument("--arch-batch", type=int, metavar="B", help="architectures per SGD step (eq. 3)")
     evolution.add_argument("--expand", type=float, metavar="T", help="offspring per generation, as a multiple of P")
+    evolution.add_argument("--op-set", choices=tuple(OP_SETS),
+                           help="ops that sampling and mutation draw: published (the 7 ops of every published "
+                           "genotype, default) or darts (all 8, 'none' included, as section 3.4 samples)")
     evolution.add_argument("--seed", type=int, help="random seed (default 0)")
     evolution.add_argument("--max-generations", type=int, metavar="K",
                            help="stop after generation K (resume later with --resume)")
@@ -101,6 +107,8 @@ def _parser() -> CliParser:
     data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
+    data.add_argument("--bn-recalibration-batches", type=int, metavar="N",
+                      help="training batches that re-estimate BN statistics per individual (default 2)")
     parser.add_argument("--device", default="auto", help="torch device of the search: auto (CUDA if available), cpu "
                         "or cuda; under torchrun each process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). "
                         "(Deprecated: 'local' for --latency-table local on the auto device.)")

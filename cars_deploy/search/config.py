@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping
 
 from ..errors import UserInputError
+from ..space.op_sets import DEFAULT_OP_SET, OP_SETS
 
 __all__ = ["SearchConfig", "PRESETS", "preset", "SELECTIONS", "DEPLOY_NETWORKS"]
 
@@ -49,6 +50,8 @@ class SearchConfig:
     population: int = 20  # P
     expand: float = 1.0  # t: t*P offspring per generation
     arch_batch: int = 1  # B: architectures per SGD step (eq. 3); their losses are averaged
+    # --- search space ---
+    op_set: str = DEFAULT_OP_SET  # ops sampling and mutation draw: "published" (7, no 'none') or "darts" (all 8)
     # --- variation (section 4.1) ---
     crossover_prob: float = 0.25  # share of offspring made by crossover
     mutation_prob: float = 0.25  # share made by mutation (the rest, 0.5, are new random architectures)
@@ -86,6 +89,7 @@ class SearchConfig:
         need(len(self.objectives) >= 1, "give at least one cost objective (--objective params)")
         need(len(set(self.objectives)) == len(self.objectives), f"objective listed twice: {','.join(self.objectives)}")
         need(self.selection in SELECTIONS, f"unknown selection {self.selection!r}; expected pnsga3 or nsga3")
+        need(self.op_set in OP_SETS, f"unknown op set {self.op_set!r}; expected one of {', '.join(OP_SETS)}")
         need(self.deploy_network in DEPLOY_NETWORKS, f"unknown deploy network {self.deploy_network!r}; expected imagenet or cifar")
         need(
             self.input_size is None or self.dataset != "digits",
@@ -129,6 +133,8 @@ class SearchConfig:
         if unknown:
             raise UserInputError(f"unknown search setting(s): {', '.join(unknown)}")
         values = dict(data)
+        # Runs made before the op set was recorded sampled DARTS' 8 ops; they resume in that space.
+        values.setdefault("op_set", "darts")
         if "objectives" in values:
             values["objectives"] = tuple(values["objectives"])
         return cls(**values)

@@ -37,7 +37,7 @@ import pandas as pd
 import torch
 
 from ..errors import CheckpointError, UserInputError
-from ..space import Genotype, NetworkConfig, random_genotype
+from ..space import Genotype, NetworkConfig, op_set, random_genotype
 from ..space.supernet import SuperNet
 from ..torch_device import resolve_torch_device
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -136,9 +136,10 @@ class CarsSearch:
             bn_recalibration=config.bn_recalibration,
             show_progress=self.show_progress,
         )
+        self.ops = op_set(config.op_set)
         self.variation = VariationConfig(crossover_prob=config.crossover_prob, mutation_prob=config.mutation_prob,
                                          crossover_node_prob=config.crossover_node_prob,
-                                         mutation_node_prob=config.mutation_node_prob)
+                                         mutation_node_prob=config.mutation_node_prob, ops=self.ops)
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.generation = 0
@@ -212,7 +213,7 @@ class CarsSearch:
         if phase == "warmup":
             def sample() -> Sequence[Genotype]:
                 # every rank draws all W x B architectures (its generator stays in step) and trains its B
-                return self.dist.share([random_genotype(self.rng) for _ in range(config.arch_batch * self.dist.world_size)])
+                return self.dist.share([random_genotype(self.rng, ops=self.ops) for _ in range(config.arch_batch * self.dist.world_size)])
         else:
             population = self.population
 
@@ -240,7 +241,7 @@ class CarsSearch:
         genotypes: list[Genotype] = []
         seen: set[Genotype] = set()
         while len(genotypes) < self.config.population:
-            genotype = random_genotype(self.rng)
+            genotype = random_genotype(self.rng, ops=self.ops)
             if genotype.canonical() not in seen:
                 seen.add(genotype.canonical())
                 genotypes.append(genotype)
