@@ -19,6 +19,7 @@ from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, 
 from ..search.context import ProcessContext
 from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
+from ..search.path_sampling import PATH_SAMPLINGS
 from ..space.op_sets import OP_SETS
 from ._common import CliParser, run_command
 
@@ -49,6 +50,7 @@ _CONFIG_FLAGS: dict[str, str] = {
     "bn_recalibration": "bn_recalibration",
     "bn_recalibration_batches": "bn_recalibration_batches",
     "op_set": "op_set",
+    "path_sampling": "path_sampling",
 }
 
 
@@ -88,6 +90,9 @@ def _parser() -> CliParser:
     evolution.add_argument("--evolve-every", type=int, metavar="E_PARAM", help="epochs between generations")
     evolution.add_argument("--arch-batch", type=int, metavar="B", help="architectures per SGD step (eq. 3)")
     evolution.add_argument("--expand", type=float, metavar="T", help="offspring per generation, as a multiple of P")
+    evolution.add_argument("--path-sampling", choices=PATH_SAMPLINGS,
+                           help="warmup paths: uniform (section 3.4, default) or fair (FairNAS: within each group "
+                           "of steps every op of every edge is trained exactly once)")
     evolution.add_argument("--op-set", choices=tuple(OP_SETS),
                            help="ops that sampling and mutation draw: published (the 7 ops of every published "
                            "genotype, default) or darts (all 8, 'none' included, as section 3.4 samples)")

@@ -13,6 +13,7 @@ from typing import Any, Literal, Mapping
 
 from ..errors import UserInputError
 from ..space.op_sets import DEFAULT_OP_SET, OP_SETS
+from .path_sampling import PATH_SAMPLINGS
 
 __all__ = ["SearchConfig", "PRESETS", "preset", "SELECTIONS", "DEPLOY_NETWORKS"]
 
@@ -50,6 +51,7 @@ class SearchConfig:
     population: int = 20  # P
     expand: float = 1.0  # t: t*P offspring per generation
     arch_batch: int = 1  # B: architectures per SGD step (eq. 3); their losses are averaged
+    path_sampling: str = "uniform"  # warmup paths: "uniform" (section 3.4) or "fair" (FairNAS strict fairness)
     # --- search space ---
     op_set: str = DEFAULT_OP_SET  # ops sampling and mutation draw: "published" (7, no 'none') or "darts" (all 8)
     # --- variation (section 4.1) ---
@@ -89,6 +91,8 @@ class SearchConfig:
         need(len(self.objectives) >= 1, "give at least one cost objective (--objective params)")
         need(len(set(self.objectives)) == len(self.objectives), f"objective listed twice: {','.join(self.objectives)}")
         need(self.selection in SELECTIONS, f"unknown selection {self.selection!r}; expected pnsga3 or nsga3")
+        need(self.path_sampling in PATH_SAMPLINGS,
+             f"unknown path sampling {self.path_sampling!r}; expected one of {', '.join(PATH_SAMPLINGS)}")
         need(self.op_set in OP_SETS, f"unknown op set {self.op_set!r}; expected one of {', '.join(OP_SETS)}")
         need(self.deploy_network in DEPLOY_NETWORKS, f"unknown deploy network {self.deploy_network!r}; expected imagenet or cifar")
         need(

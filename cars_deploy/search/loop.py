@@ -46,6 +46,7 @@ from .context import ProcessContext, single_process
 from .data import SearchData, load_search_data
 from .evaluation import Evaluator, accuracy_speed
 from .objectives import CostFunction, build_costs, deploy_network
+from .path_sampling import warmup_paths
 from .population import Individual, Population
 from .run_writer import RunWriter
 from .rundir import RunDir
@@ -211,9 +212,11 @@ class CarsSearch:
     def _train_epoch(self, *, phase: str) -> None:
         config = self.config
         if phase == "warmup":
+            paths = warmup_paths(config.path_sampling, self.ops, self.rng)  # a fair group ends with the epoch
+
             def sample() -> Sequence[Genotype]:
                 # every rank draws all W x B architectures (its generator stays in step) and trains its B
-                return self.dist.share([random_genotype(self.rng, ops=self.ops) for _ in range(config.arch_batch * self.dist.world_size)])
+                return self.dist.share(paths(config.arch_batch * self.dist.world_size))
         else:
             population = self.population
 
