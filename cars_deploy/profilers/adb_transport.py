@@ -60,20 +60,21 @@ def ensure_adb_key(path: Path | None = None) -> Path:
         return path
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with tempfile.TemporaryDirectory(dir=path.parent, prefix=".adbkey-") as folder:
-            fresh = Path(folder) / "adbkey"
-            keygen(str(fresh))
-            os.chmod(fresh, 0o600)
+    except OSError as exc:
+        raise UserInputError(f"--adb-key {path}: cannot create the key there ({exc.strerror or exc})") from None
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".adbkey-") as folder:
+        fresh = Path(folder) / "adbkey"
+        keygen(str(fresh))
+        os.chmod(fresh, 0o600)
+        try:
             os.link(fresh.with_name("adbkey.pub"), public)
             try:
                 os.link(fresh, path)
             except BaseException:
                 public.unlink(missing_ok=True)
                 raise
-    except FileExistsError:
-        raise UserInputError(f"--adb-key {path}: another process created it meanwhile; run the command again") from None
-    except OSError as exc:
-        raise UserInputError(f"--adb-key {path}: cannot create the key there ({exc.strerror or exc})") from None
+        except FileExistsError:
+            raise UserInputError(f"--adb-key {path}: another process created it meanwhile; run the command again") from None
     _log.info("created ADB key %s; the phone will ask once to allow it", path)
     return path
 
