@@ -228,9 +228,10 @@ class Trainer:
             raise UserInputError(f"eval_every must be at least 1, got {eval_every}")
         source = _resume_source(resume, Path(out_dir) / CHECKPOINT_NAME)
         _ = self.train_loader, self.test_loader  # a missing dataset fails here, before any folder is made
-        out = prepare_output_dir(out_dir)
-        # One process per output folder; then the temporary files of a killed run's atomic writes go.
-        with hold_lock(out, what=f"training output {out}"):
+        # One process per output folder (refused before anything is made); then the temporary files of a
+        # killed run's atomic writes go.
+        with hold_lock(out_dir, what=f"training output {out_dir}"):
+            out = prepare_output_dir(out_dir)
             remove_stale_temps(out)
             return self._fit(out, source, eval_every, on_epoch_end)
 
