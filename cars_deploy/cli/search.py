@@ -190,11 +190,14 @@ def _search(args: argparse.Namespace, context: ProcessContext) -> int:
         raise UserInputError("--overwrite replaces a run given with --out; it does not go with --resume")
     search = open_search(args.resume or args.out, config, resume=bool(args.resume), overwrite=args.overwrite,
                          distributed=context)
-    result = search.run(max_generations=args.max_generations)
-    if not context.is_main:
-        return 0
-    if args.verify_on:
-        result = verify_search(result, config, device=args.verify_on)
+    try:  # the run folder stays locked until its last file (a verified pareto.csv) is written
+        result = search.run(max_generations=args.max_generations)
+        if not context.is_main:
+            return 0
+        if args.verify_on:
+            result = verify_search(result, config, device=args.verify_on)
+    finally:
+        search.close()
     _print_summary(result, search.config, time.perf_counter() - start)
     return 0
 
