@@ -86,9 +86,9 @@ def _parser() -> CliParser:
                      "published genotypes (twice, for the noise ceiling), fit the calibration on part of the random ones, "
                      "validate on the rest, store it in the sidecar and write a report (CSV, JSON, scatter PNG)")
     cal.add_argument("--fit", type=int, metavar="K", help="random networks the calibration is fitted on (default: N/3)")
-    cal.add_argument("--calibration-model", choices=("linear", "grouped", "auto"), default="linear",
-                     help="linear: a*block_sum+b (default); grouped: one slope per op family; auto: chosen by "
-                     "leave-one-out error on the fit networks")
+    cal.add_argument("--calibration-model", choices=("linear", "grouped", "composition", "auto"), default="auto",
+                     help="linear: a*block_sum+b; grouped: one slope per op family; composition: linear plus a ridge "
+                     "residual per op and cell kind; auto (default): chosen by 5-fold CV on the fit networks")
     cal.add_argument("--calibration-rounds", type=int, metavar="R", help="interleaved rounds over the whole networks "
                      "(default: local 20, adb 6)")
     cal.add_argument("--calibration-runs", type=int, metavar="R", help="timed calls per network and round (default 10)")

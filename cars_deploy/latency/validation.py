@@ -81,7 +81,7 @@ class ValidationConfig:
     fit: int | None = None  # random networks the calibration is fitted on (default: a third, at least 3); the rest validate
     published: bool = True  # also time every published genotype (always held out: never fitted on)
     sampler: Sampler = "dirichlet"  # how random genotypes are drawn (see networks.py)
-    model: str = "linear"  # calibration model: linear, grouped, or auto (chosen by leave-one-out on the fit networks)
+    model: str = "auto"  # calibration model: linear, grouped, composition, or auto (k-fold CV on the fit networks)
     repeat: bool = True  # time every network twice, in independent passes: the noise ceiling
     baselines: tuple[str, ...] = ()  # torchvision baselines timed in the same session (measured only)
     seed: int = 0  # seeds the genotypes, the fit/validation split and the round orders
@@ -172,7 +172,7 @@ def calibrate_table(
     fit = np.array([role == "fit" for role in networks.roles])
     published = np.array([source == "published" for source in networks.sources])
     scores = fit_and_score(predictor, networks.genotypes, measured, repeat, fit=fit, published=published,
-                           model=config.model, network=network)
+                           model=config.model, network=network, seed=config.seed)
 
     frame = _frame(networks, paths, passes, config.baselines, scores.block_sum, scores.predicted)
     if report_dir is None and table.path is not None:
@@ -233,7 +233,8 @@ def _details(run: _Run, scores: Scores) -> dict[str, Any]:
     return {
         "created": run.created, "command": run.command, "protocol": asdict(run.protocol),
         "sampler": run.config.sampler, "seed": run.config.seed, "networks": run.counts,
-        "model_selection": scores.model_selection, "validation": scores.validation, "fit": scores.fit,
+        "model_selection": scores.model_selection, "residual_quantiles_pct": scores.residual_quantiles_pct,
+        "validation": scores.validation, "fit": scores.fit,
         "report": str(run.report_dir) if run.report_dir is not None else None,
     }
 
@@ -243,7 +244,7 @@ def _summary(
     network: NetworkConfig, *, elapsed_s: float,
 ) -> dict[str, Any]:
     """The figures of the report's ``summary.json`` (and of ``ValidationResult.summary``)."""
-    stored = ("model", "groups", "coef", "intercept", "table_fingerprint", "fitted_on")
+    stored = ("model", "groups", "coef", "intercept", "edge_counts", "ridge", "table_fingerprint", "fitted_on")
     return {
         "table": str(table.path) if table.path is not None else None,
         "settings": settings,
@@ -256,6 +257,7 @@ def _summary(
         "networks": run.counts,
         "calibration": {k: v for k, v in calibration.to_dict().items() if k in stored},
         "model_selection": scores.model_selection,
+        "residual_quantiles_pct": scores.residual_quantiles_pct,
         "validation": scores.validation,
         "validation_by_source": scores.by_source,
         "fit": scores.fit,
