@@ -73,6 +73,9 @@ def _parser() -> CliParser:
     protocol.add_argument("--percentile", type=float, help="low percentile of the round samples reported (default 20)")
     protocol.add_argument("--batch-size", type=int, help="models per device call (default: local 64, adb 16)")
     protocol.add_argument("--seed", type=int, help="seed of the per-round order (default 0)")
+    protocol.add_argument("--no-drift-correction", dest="drift_correction", action="store_false",
+                          help="record the drift reference timed in every round but do not scale the samples by it "
+                          "(default: results are expressed in the machine state the table was built in)")
     adb = parser.add_argument_group("ADB and device conditions")
     adb.add_argument("--adb-key", type=Path, metavar="PATH", help="ADB private key (default: created under the user config dir)")
     adb.add_argument("--cooldown-above", type=float, metavar="CELSIUS",
@@ -176,12 +179,14 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         shapes = _input_shapes(args, model, network)
         device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
-            result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir)
+            result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir,
+                                drift_correction=args.drift_correction)
         finally:
             device.close()
         report = {"model": str(model), "device": str(spec), "latency_ms": result.latency_ms, "raw_ms": result.raw_ms,
                   "p10_ms": result.p10_ms, "p50_ms": result.p50_ms, "p90_ms": result.p90_ms, "iqr_ms": result.iqr_ms,
-                  "overhead_ms": result.overhead_ms, "rounds": result.rounds, "runs": result.runs}
+                  "overhead_ms": result.overhead_ms, "rounds": result.rounds, "runs": result.runs,
+                  "reference": result.reference}
         if args.json:
             print(json.dumps(report))
         else:
@@ -193,7 +198,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     config = ProfileConfig(
         out=Path(args.out), networks=(network,), protocol=protocol, cache_dir=cache_dir,
-        command=" ".join(["cars-profile", *(shlex.quote(a) for a in argv)]),
+        command=" ".join(["cars-profile", *(shlex.quote(a) for a in argv)]), drift_correction=args.drift_correction,
     )
     device = open_device(spec, _options(args, args.runtime, spec.kind))
     try:
@@ -235,7 +240,7 @@ def _calibration_config(args: argparse.Namespace, kind: str, protocol: ProtocolC
     if args.out is None:
         raise UserInputError("--calibrate calibrates a table: give it with --out PATH")
     config = ValidationConfig(
-        networks=args.calibrate, fit=args.fit, model=args.calibration_model,
+        networks=args.calibrate, fit=args.fit, model=args.calibration_model, drift_correction=args.drift_correction,
         baselines=tuple(BASELINES.names()) if args.baselines else (), seed=args.seed or 0,
         protocol=whole_network_protocol(kind, percentile=protocol.percentile, warmup=args.warmup,
                                         rounds=args.calibration_rounds, runs=args.calibration_runs),
@@ -276,7 +281,7 @@ def _run_devices(args: argparse.Namespace, argv: Sequence[str]) -> int:
             batch_size=args.batch_size, seed=args.seed,
         )
         config = ProfileConfig(out=table_path_for(args.out, spec), networks=(network,), protocol=protocol,
-                               cache_dir=cache_dir, command=command)
+                               cache_dir=cache_dir, command=command, drift_correction=args.drift_correction)
         jobs.append(DeviceJob(spec=spec, options=_options(args, args.runtime, spec.kind), config=config))
     outcomes = profile_devices(jobs)
     summaries = []

@@ -54,6 +54,7 @@ __all__ = [
     "whole_network_protocol",
     "calibrate_table",
     "measure_networks",
+    "table_reference_ms",
     "default_report_dir",
 ]
 
@@ -86,6 +87,7 @@ class ValidationConfig:
     baselines: tuple[str, ...] = ()  # torchvision baselines timed in the same session (measured only)
     seed: int = 0  # seeds the genotypes, the fit/validation split and the round orders
     protocol: ProtocolConfig | None = None  # whole-network protocol (None: whole_network_protocol for the device)
+    drift_correction: bool = True  # express timings in the table's machine state via its drift reference
 
     def fit_count(self) -> int:
         return self.fit if self.fit is not None else max(3, round(self.networks / 3))
@@ -132,12 +134,22 @@ def measure_networks(
     cache_dir: Path,
     store_path: Path | None = None,
     show_progress: bool | None = None,
+    reference_ms: float | None = None,
+    drift_correction: bool = True,
 ) -> dict[str, Measurement]:
-    """Whole model files timed together with the table protocol (by file name); see ``time_models``."""
+    """Whole model files timed together with the table protocol (by file name), expressed in the machine
+    state of the table whose drift reference latency is ``reference_ms``; see ``time_models``."""
     return time_models(
         device, list(paths), protocol, input_shapes=input_shapes, cache_dir=cache_dir, store_path=store_path,
-        show_progress=show_progress,
+        show_progress=show_progress, reference_ms=reference_ms, drift_correction=drift_correction,
     )
+
+
+def table_reference_ms(table: LatencyTable) -> float | None:
+    """The drift reference latency (ms) of the state ``table`` was built in (None: a table built before
+    the reference existed; timings are then expressed in their own run's state)."""
+    value = (table.meta.get("reference") or {}).get("base_ms")
+    return None if value is None else float(value)
 
 
 def calibrate_table(
@@ -167,7 +179,9 @@ def calibrate_table(
 
     networks = _draw_networks(config)
     paths, shapes = _export(networks.genotypes, config.baselines, device, network, cache_dir, show_progress)
-    passes = _measure_passes(device, paths, shapes, protocol, config, table.path, cache_dir, show_progress)
+    timing_started = time.perf_counter()
+    passes = _measure_passes(device, paths, shapes, protocol, config, table, cache_dir, show_progress)
+    device_minutes = round((time.perf_counter() - timing_started) / 60.0, 2)
     measured, repeat = _network_latencies(passes, paths[: len(networks.genotypes)])
     fit = np.array([role == "fit" for role in networks.roles])
     published = np.array([source == "published" for source in networks.sources])
@@ -182,6 +196,8 @@ def calibrate_table(
         protocol=protocol, report_dir=report_dir,
         counts={"random": networks.sources.count("random"), "published": int(published.sum()), "fit": int(fit.sum()),
                 "held_out": int((~fit).sum()), "baselines": len(config.baselines)},
+        references=[p[paths[0].name].reference for p in passes],
+        cost={"networks_timed": len(paths), "passes": len(passes), "device_minutes": device_minutes},
     )
     calibration = dataclasses.replace(scores.calibration, details=_details(run, scores))
     summary = _summary(run, scores, calibration, table, settings, network, elapsed_s=time.perf_counter() - started)
@@ -226,6 +242,8 @@ class _Run:
     protocol: ProtocolConfig  # the whole-network protocol used
     report_dir: Path | None
     counts: dict[str, int]  # random, published, fit, held-out and baseline networks
+    references: list[dict[str, Any] | None]  # the drift reference of each timing pass (protocol.Reference)
+    cost: dict[str, Any]  # what the calibration cost: models timed, passes, device minutes
 
 
 def _details(run: _Run, scores: Scores) -> dict[str, Any]:
@@ -234,7 +252,7 @@ def _details(run: _Run, scores: Scores) -> dict[str, Any]:
         "created": run.created, "command": run.command, "protocol": asdict(run.protocol),
         "sampler": run.config.sampler, "seed": run.config.seed, "networks": run.counts,
         "model_selection": scores.model_selection, "residual_quantiles_pct": scores.residual_quantiles_pct,
-        "validation": scores.validation, "fit": scores.fit,
+        "validation": scores.validation, "fit": scores.fit, "reference": run.references, "cost": run.cost,
         "report": str(run.report_dir) if run.report_dir is not None else None,
     }
 
@@ -258,6 +276,8 @@ def _summary(
         "calibration": {k: v for k, v in calibration.to_dict().items() if k in stored},
         "model_selection": scores.model_selection,
         "residual_quantiles_pct": scores.residual_quantiles_pct,
+        "reference": run.references,
+        "cost": run.cost,
         "validation": scores.validation,
         "validation_by_source": scores.by_source,
         "fit": scores.fit,
@@ -314,19 +334,21 @@ def _export(
 
 def _measure_passes(
     device: Device, paths: list[Path], shapes: list[list[tuple[int, ...]]], protocol: ProtocolConfig,
-    config: ValidationConfig, table_path: Path | None, cache_dir: Path, show_progress: bool | None,
+    config: ValidationConfig, table: LatencyTable, cache_dir: Path, show_progress: bool | None,
 ) -> list[dict[str, Measurement]]:
-    """One or two independent passes of the protocol over all models, each with its own round order;
-    samples are kept beside the table while a pass runs, so a killed pass resumes."""
+    """One or two independent passes of the protocol over all models, each with its own round order and
+    expressed in the table's machine state (drift reference); samples are kept beside the table while a
+    pass runs, so a killed pass resumes."""
     count = 2 if config.repeat else 1
-    csv = table_files(table_path)[0] if table_path is not None else None
+    csv = table_files(table.path)[0] if table.path is not None else None
     passes = []
     for index in range(count):
         store = csv.with_name(f"{csv.stem}.calibration-pass{index + 1}.partial.json") if csv is not None else None
         pass_protocol = dataclasses.replace(protocol, seed=protocol.seed + 1000 * index + config.seed)
         _log.info("timing %d whole models on %s, pass %d of %d", len(paths), device.spec, index + 1, count)
         passes.append(measure_networks(device, paths, pass_protocol, input_shapes=shapes, cache_dir=cache_dir,
-                                       store_path=store, show_progress=show_progress))
+                                       store_path=store, show_progress=show_progress,
+                                       reference_ms=table_reference_ms(table), drift_correction=config.drift_correction))
     return passes
 
 

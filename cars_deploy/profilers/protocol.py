@@ -12,7 +12,16 @@ in a slow window and others in a fast one: a block's one-window median can be 60
    model in the fast state, which all models reach, rather than a mean polluted by slow windows;
    p10/p50/p90 and the inter-quartile range are recorded as the spread;
 4. the runner's fixed per-call overhead, timed the same way on an empty model (an identity on one
-   float), is subtracted, so that a sum of N blocks does not count N call overheads.
+   float), is subtracted, so that a sum of N blocks does not count N call overheads;
+5. drift correction: a fixed reference model (``REFERENCE_KEY``, a separable convolution block that
+   never changes) is timed in every round like the others, and every sample of round ``r`` is scaled
+   by ``base / reference_r`` (``reference_factors``): the results are expressed in the machine state
+   whose reference latency is ``base``. A table build takes ``base`` from its own reference samples
+   (the same low percentile) and stores it in the sidecar; every later timing run against that table
+   (calibration, ``--verify-on``) uses the table's ``base``, so a table built on a fast VM state and a
+   verification made later on a slow one agree. Interleaving (2.) removes drift *within* a run, the
+   reference removes it *between* runs. A round split over several device calls (``batch_size``) is
+   corrected by one factor per round: drift faster than a round is noise left to the percentile.
 
 Samples are kept per (model, round) in a ``SampleStore`` written atomically after every batch: a
 killed run resumes where it stopped and never re-times a (model, round) it already has.
@@ -30,15 +39,21 @@ import numpy as np
 from .._io import atomic_write_text
 from .._progress import progress
 from ..errors import UserInputError
-from .blocks import EMPTY_KEY
+from .blocks import EMPTY_KEY, BlockKey
 from .device import Device, Sample, TimedModel
 
-__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "measure", "aggregate", "OVERHEAD_NAME"]
+__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "reference_factors",
+           "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME"]
 
 _log = logging.getLogger(__name__)
 
 #: Name of the empty model in samples; ``aggregate`` subtracts its latency from the others.
 OVERHEAD_NAME = EMPTY_KEY.id
+#: The drift reference: a fixed block (ReLU, depthwise 3x3, pointwise, BN, twice) exported like any
+#: block, so every device and format can time it; a few hundred microseconds on a desktop CPU.
+REFERENCE_KEY = BlockKey("sep_conv_3x3", 48, 48, 28, 28, 1)
+#: Name of the reference model in samples.
+REFERENCE_NAME = REFERENCE_KEY.id
 
 
 @dataclass(frozen=True)
@@ -142,6 +157,47 @@ class Measurement:
     rounds: int  # round samples aggregated
     runs: int  # timed calls behind them
     temperatures_c: tuple[tuple[float | None, float | None], ...] = ()  # (before, after) per round
+    reference: dict[str, Any] | None = None  # the run's drift reference (Reference.as_dict() + "corrected")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The drift reference of one timing run: its latency per round and the factor applied to each round."""
+
+    base_ms: float  # reference latency of the state results are expressed in (the table's, or this run's)
+    per_round_ms: dict[int, float]  # round -> the reference's sample in that round
+    percentile: float  # the percentile ``base_ms`` was taken at when it came from this run
+
+    @property
+    def factors(self) -> dict[int, float]:
+        """round -> ``base_ms / per_round_ms``: what every sample of that round is multiplied by."""
+        return {r: self.base_ms / ms for r, ms in self.per_round_ms.items()}
+
+    def run_ms(self) -> float:
+        """The reference's latency in this run (the same low percentile as every model)."""
+        return float(np.percentile(list(self.per_round_ms.values()), self.percentile))
+
+    def as_dict(self) -> dict[str, Any]:
+        """For sidecars and reports: the model, base, this run's latency, drift (%) and per-round values."""
+        rounds = sorted(self.per_round_ms)
+        return {
+            "model": REFERENCE_NAME, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
+            "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"),
+            "per_round_ms": [float(f"{self.per_round_ms[r]:.7g}") for r in rounds],
+        }
+
+
+def reference_factors(store: "SampleStore", *, percentile: float, base_ms: float | None = None) -> Reference:
+    """The ``Reference`` of the samples in ``store``: ``base_ms`` (a table's) or, when None, the
+    ``percentile`` of the reference's own samples (a table build defines its state this way)."""
+    rounds = {r: float(s["ms"]) for r, s in store.samples.get(REFERENCE_NAME, {}).items()}
+    if not rounds or min(rounds.values()) <= 0:
+        raise RuntimeError(f"no positive samples of the drift reference {REFERENCE_NAME}")
+    if base_ms is None:
+        base_ms = float(np.percentile(list(rounds.values()), percentile))
+    if not base_ms > 0:
+        raise UserInputError(f"the table's drift reference latency {base_ms!r} is not positive; rebuild the table")
+    return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile)
 
 
 def measure(
@@ -187,17 +243,29 @@ def measure(
         bar.close()
 
 
-def aggregate(store: SampleStore, names: Sequence[str], *, percentile: float, overhead: str | None = OVERHEAD_NAME) -> dict[str, Measurement]:
-    """One ``Measurement`` per name from its round samples, minus the overhead model's latency."""
+def aggregate(
+    store: SampleStore, names: Sequence[str], *, percentile: float, overhead: str | None = OVERHEAD_NAME,
+    reference: Reference | None = None, correct: bool = True,
+) -> dict[str, Measurement]:
+    """One ``Measurement`` per name from its round samples, minus the overhead model's latency; with a
+    ``reference`` and ``correct``, every sample (the overhead's too) is first scaled by its round's
+    drift factor (without ``correct`` the reference is only recorded)."""
+    factors = reference.factors if reference is not None and correct else {}
+    recorded = None if reference is None else {**reference.as_dict(), "corrected": bool(correct)}
+
+    def values_of(name: str) -> np.ndarray:
+        rounds = store.samples.get(name, {})
+        return np.array([rounds[r]["ms"] * factors.get(r, 1.0) for r in sorted(rounds)], dtype=np.float64)
+
     overhead_ms = 0.0
     if overhead is not None:
-        values = store.values(overhead)
+        values = values_of(overhead)
         if values.size == 0:
             raise RuntimeError(f"no samples of the overhead model {overhead}")
         overhead_ms = float(np.percentile(values, percentile))
     out = {}
     for name in names:
-        values = store.values(name)
+        values = values_of(name)
         if values.size == 0:
             raise RuntimeError(f"no samples of {name}")
         raw = float(np.percentile(values, percentile))
@@ -215,6 +283,7 @@ def aggregate(store: SampleStore, names: Sequence[str], *, percentile: float, ov
             rounds=int(values.size),
             runs=int(sum(s["runs"] for s in rounds.values())),
             temperatures_c=tuple((rounds[r]["temp_before_c"], rounds[r]["temp_after_c"]) for r in sorted(rounds)),
+            reference=recorded,
         )
     return out
 

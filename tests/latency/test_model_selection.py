@@ -81,3 +81,33 @@ def test_a_composition_calibration_round_trips_through_the_sidecar(population, s
     np.testing.assert_allclose(predicted, measured, rtol=0.02)
     q90 = selection.quantiles_pct()["90"]
     np.testing.assert_allclose(loaded.uncertainty(predicted), predicted * q90 / 100)
+
+
+def test_pareto_csv_carries_the_uncertainty_of_a_calibrated_latency_cost(population, small_table, rng, tmp_path):
+    from cars_deploy.latency.objective import LatencyCost
+    from cars_deploy.search.population import Individual, Population
+    from cars_deploy.search.run_writer import RunWriter
+    from cars_deploy.search.rundir import RunDir
+
+    predictor, genotypes, features = population
+    measured = _truth("linear", features, rng) * (1 + rng.normal(0, 0.01, size=len(genotypes)))
+    selection = select_model({"linear": features["linear"]}, measured)
+    calibration = replace(
+        fit_calibration(features["linear"], measured, model="linear", network=SMALL.__dict__,
+                        table_fingerprint=predictor.fingerprint),
+        details={"residual_quantiles_pct": selection.quantiles_pct()},
+    )
+    cost = LatencyCost(LatencyPredictor(predictor.table, calibration=calibration))
+    latencies = cost(genotypes[:8])
+    pop = Population(Individual(genotype=g, origin="initial", born=0, accuracy=0.5 + 0.01 * i, costs=(latencies[i],))
+                     for i, g in enumerate(genotypes[:8]))
+    report = {name: (lambda gs: np.ones(len(gs))) for name in ("params", "mult_adds")}
+    pareto = RunWriter(RunDir(tmp_path), costs=[cost], report_costs=report).pareto_table(pop)
+    columns = list(pareto.columns)
+    assert columns[columns.index("latency_ms") + 1] == "latency_pm90_ms"
+    q90 = selection.quantiles_pct()["90"]
+    assert q90 > 0
+    np.testing.assert_allclose(pareto["latency_pm90_ms"], pareto["latency_ms"] * q90 / 100)
+    # An uncalibrated cost has no uncertainty: no column.
+    raw = LatencyCost(LatencyPredictor(predictor.table, calibration=None))
+    assert "latency_pm90_ms" not in RunWriter(RunDir(tmp_path), costs=[raw], report_costs=report).pareto_table(pop)

@@ -113,7 +113,8 @@ def test_bad_validation_settings(changes, message):
 
 
 def test_meets_targets_needs_every_figure():
-    good = {"n": 58, "within_10": 0.97, "mape_pct": 3.0, "kendall_tau": 0.91}
+    good = {"n": 58, "within_10": 1.0, "within_5": 0.98, "mape_pct": 1.2, "kendall_tau": 0.94}
     assert meets_targets(good)
-    for change in ({"n": 39}, {"within_10": 0.94}, {"mape_pct": 5.1}, {"kendall_tau": 0.79}, {"kendall_tau": None}):
+    for change in ({"n": 39}, {"within_10": 0.99}, {"within_5": 0.96}, {"mape_pct": 1.6}, {"kendall_tau": 0.92},
+                   {"kendall_tau": None}):
         assert not meets_targets({**good, **change})
