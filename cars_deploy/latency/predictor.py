@@ -146,6 +146,7 @@ class LatencyPredictor:
         self.latencies = table.vector(self.index.keys, config=self.network)
         self.fingerprint = table_fingerprint(self.index.keys, self.latencies)
         self._features: dict[tuple[tuple[str, ...], ...], EdgeCostTable] = {}
+        self._folded: tuple[Calibration, EdgeCostTable] | None = None  # (calibration, its folded table)
         if isinstance(calibration, str):
             if calibration != "table":
                 raise ValueError(f"calibration must be 'table', None or a Calibration, not {calibration!r}")
@@ -176,7 +177,7 @@ class LatencyPredictor:
         """(N,) predicted latency in ms: the calibrated block sum (the raw one when uncalibrated)."""
         if self.calibration is None:
             return self.block_sum(genotypes)
-        return self.calibration.apply(self.model_features(genotypes, self.calibration.spec))
+        return self._calibrated_table(self.calibration).total(encode_genotypes(genotypes))
 
     def uncertainty(self, predicted: np.ndarray, level: int = 90) -> np.ndarray | None:
         """(N,) +-ms around ``predicted`` that holds ``level``% of the calibration's cross-validated
@@ -218,6 +219,25 @@ class LatencyPredictor:
         kinds = np.array([k.kind for k in self.index.keys])
         masked = np.stack([np.where(np.isin(kinds, list(g)), self.latencies, 0.0) for g in groups])  # (G, n_keys)
         return self.index.counts_table.weighted(masked)
+
+    def _calibrated_table(self, calibration: Calibration) -> EdgeCostTable:
+        """The calibrated prediction as one scalar edge-cost table. Every calibration model is linear in
+        per-edge features (group block sums, edge counts), so its coefficients and intercept fold into one
+        base and one entry per (cell, op, slot): a population is predicted with a single gather."""
+        if self._folded is None or self._folded[0] is not calibration:
+            spec, coef = calibration.spec, np.asarray(calibration.coef, dtype=np.float64)
+            n_groups = len(spec.groups)
+            key = tuple(tuple(g) for g in spec.groups)
+            if key not in self._features:
+                self._features[key] = self._group_table(key)
+            groups = self._features[key]
+            base = groups.base @ coef[:n_groups] + calibration.intercept
+            edges = groups.edges @ coef[:n_groups]
+            if spec.edge_counts:
+                base = base + _EDGE_COUNTS.base @ coef[n_groups:]
+                edges = edges + _EDGE_COUNTS.edges @ coef[n_groups:]
+            self._folded = (calibration, EdgeCostTable(np.asarray(base, dtype=np.float64), edges))
+        return self._folded[1]
 
     def _stored_calibration(self) -> Calibration | None:
         calibration = read_calibration(self.table.meta, network_id(self.network))
