@@ -23,13 +23,13 @@ from ..errors import UserInputError
 from ..formats import ONNX, PTE, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.report import format_summary
-from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
+from ..latency.validation import ValidationConfig, calibrate_table, table_reference_ms, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, time_model
 from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
 from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
-from ..profilers.table import table_files
+from ..profilers.table import LatencyTable, table_files
 from ..space.networks import NETWORK_KINDS, NetworkConfig
 from ._common import CliParser, run_command
 
@@ -76,6 +76,8 @@ def _parser() -> CliParser:
     protocol.add_argument("--no-drift-correction", dest="drift_correction", action="store_false",
                           help="record the drift reference timed in every round but do not scale the samples by it "
                           "(default: results are expressed in the machine state the table was built in)")
+    protocol.add_argument("--reference-table", metavar="TABLE", help="with --model: express the result in the machine "
+                          "state TABLE was built in (its drift reference; default: this run's own state)")
     adb = parser.add_argument_group("ADB and device conditions")
     adb.add_argument("--adb-key", type=Path, metavar="PATH", help="ADB private key (default: created under the user config dir)")
     adb.add_argument("--cooldown-above", type=float, metavar="CELSIUS",
@@ -165,6 +167,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     cache_dir = args.cache_dir or default_cache_dir()
     calibration = _calibration_config(args, spec.kind, protocol)
+    if args.reference_table is not None and args.model is None:
+        raise UserInputError("--reference-table: only with --model (a table build or calibration uses its own table)")
     if args.model is not None:
         model = Path(args.model)
         if not model.exists() and is_baseline(args.model):
@@ -177,10 +181,11 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
+        reference_ms = table_reference_ms(LatencyTable.load(args.reference_table)) if args.reference_table else None
         device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
             result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir,
-                                drift_correction=args.drift_correction)
+                                drift_correction=args.drift_correction, reference_ms=reference_ms)
         finally:
             device.close()
         report = {"model": str(model), "device": str(spec), "latency_ms": result.latency_ms, "raw_ms": result.raw_ms,

@@ -66,6 +66,13 @@ def test_small_end_to_end_calibration_on_the_host(small_table, device, cache_dir
     stored = table.meta["calibration"][network_id(SMALL)]
     assert stored["coef"] == pytest.approx(list(result.calibration.coef)) and stored["command"] == "cars-profile --calibrate 6"
     assert stored["validation"]["calibrated"]["n"] == len(held)
+    # With 3 fit networks only the linear model can be cross-validated; its out-of-fold residuals give the
+    # uncertainty, and every pass was timed beside the drift reference, expressed in the table's state.
+    assert stored["model_selection"]["chosen"] == "linear" and stored["model_selection"]["asked"] == "auto"
+    assert set(stored["residual_quantiles_pct"]) == {"50", "90", "95"}
+    assert len(stored["reference"]) == 2 and all(len(r["per_round_ms"]) == TINY.rounds for r in stored["reference"])
+    assert all(r["base_ms"] == table.meta["reference"]["base_ms"] and r["corrected"] for r in stored["reference"])
+    assert summary["cost"]["networks_timed"] == 6 + len(published) and summary["cost"]["passes"] == 2
     predictor = LatencyPredictor.load(small_table)
     assert predictor.calibrated
     genotypes = [GENOTYPES.get(name) for name in published]
