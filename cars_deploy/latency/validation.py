@@ -368,7 +368,7 @@ def _frame(
             "name": name, "source": source, "role": role,
             "block_sum_ms": block_sum[i] if in_space else np.nan, "predicted_ms": predicted[i] if in_space else np.nan,
             "measured_ms": first.latency_ms, "measured_p10_ms": first.p10_ms, "measured_p90_ms": first.p90_ms,
-            "measured_iqr_ms": first.iqr_ms, "repeat_ms": passes[1][path.name].latency_ms if len(passes) > 1 else np.nan,
+            "measured_iqr_ms": first.iqr_ms, "measured_uncorrected_ms": first.uncorrected_ms, "repeat_ms": passes[1][path.name].latency_ms if len(passes) > 1 else np.nan,
             "genotype": genotype, "model_file": path.name,
         })
     frame = pd.DataFrame(rows)

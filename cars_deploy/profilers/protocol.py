@@ -158,6 +158,7 @@ class Measurement:
     runs: int  # timed calls behind them
     temperatures_c: tuple[tuple[float | None, float | None], ...] = ()  # (before, after) per round
     reference: dict[str, Any] | None = None  # the run's drift reference (Reference.as_dict() + "corrected")
+    uncorrected_ms: float | None = None  # latency_ms without the drift correction (equal when none was applied)
 
 
 @dataclass(frozen=True)
@@ -253,19 +254,22 @@ def aggregate(
     factors = reference.factors if reference is not None and correct else {}
     recorded = None if reference is None else {**reference.as_dict(), "corrected": bool(correct)}
 
-    def values_of(name: str) -> np.ndarray:
+    def values_of(name: str, scale: dict[int, float]) -> np.ndarray:
         rounds = store.samples.get(name, {})
-        return np.array([rounds[r]["ms"] * factors.get(r, 1.0) for r in sorted(rounds)], dtype=np.float64)
+        return np.array([rounds[r]["ms"] * scale.get(r, 1.0) for r in sorted(rounds)], dtype=np.float64)
 
-    overhead_ms = 0.0
-    if overhead is not None:
-        values = values_of(overhead)
+    def overhead_of(scale: dict[int, float]) -> float:
+        if overhead is None:
+            return 0.0
+        values = values_of(overhead, scale)
         if values.size == 0:
             raise RuntimeError(f"no samples of the overhead model {overhead}")
-        overhead_ms = float(np.percentile(values, percentile))
+        return float(np.percentile(values, percentile))
+
+    overhead_ms, raw_overhead_ms = overhead_of(factors), overhead_of({})
     out = {}
     for name in names:
-        values = values_of(name)
+        values = values_of(name, factors)
         if values.size == 0:
             raise RuntimeError(f"no samples of {name}")
         raw = float(np.percentile(values, percentile))
@@ -284,6 +288,7 @@ def aggregate(
             runs=int(sum(s["runs"] for s in rounds.values())),
             temperatures_c=tuple((rounds[r]["temp_before_c"], rounds[r]["temp_after_c"]) for r in sorted(rounds)),
             reference=recorded,
+            uncorrected_ms=max(float(np.percentile(values_of(name, {}), percentile)) - raw_overhead_ms, 0.0),
         )
     return out
 

@@ -125,10 +125,12 @@ def test_a_later_run_in_a_slower_state_agrees_with_the_table_when_corrected(tmp_
 
     base = 0.31  # the table's reference latency: the state results are expressed in
     table_state, results = timed(fast, base)
-    later, _ = timed(slow, base)
+    later, later_results = timed(slow, base)
     truth = np.array([base_ms(p.name) - base_ms(EMPTY_KEY.id) for p in models]) * base / base_ms(REFERENCE_NAME)
     np.testing.assert_allclose(table_state, truth, rtol=1e-9)
     np.testing.assert_allclose(later, truth, rtol=1e-9)
+    # Each measurement also keeps what it would have been without the correction: the slower state.
+    assert all(later_results[p.name].uncorrected_ms > 1.1 * t for p, t in zip(models, truth))
     assert results[models[0].name].reference["base_ms"] == base
     uncorrected, raw_results = timed(DriftingDevice(slow.factors), base, correct=False)
     assert np.all(uncorrected / truth > 1.1)  # 50% slower machine: way off without the correction
