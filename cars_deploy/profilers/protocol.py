@@ -168,6 +168,7 @@ class Reference:
     base_ms: float  # reference latency of the state results are expressed in (the table's, or this run's)
     per_round_ms: dict[int, float]  # round -> the reference's sample in that round
     percentile: float  # the percentile ``base_ms`` was taken at when it came from this run
+    temperatures_c: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)  # round -> (before, after)
 
     @property
     def factors(self) -> dict[int, float]:
@@ -179,12 +180,15 @@ class Reference:
         return float(np.percentile(list(self.per_round_ms.values()), self.percentile))
 
     def as_dict(self) -> dict[str, Any]:
-        """For sidecars and reports: the model, base, this run's latency, drift (%) and per-round values."""
+        """For sidecars and reports: the model, base, this run's latency, drift (%) and per-round values
+        (with the per-round temperatures where the device has sensors: a phone)."""
         rounds = sorted(self.per_round_ms)
         return {
             "model": REFERENCE_NAME, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
             "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"),
             "per_round_ms": [float(f"{self.per_round_ms[r]:.7g}") for r in rounds],
+            **({"per_round_temperatures_c": [list(self.temperatures_c.get(r, (None, None))) for r in rounds]}
+               if any(t is not None for pair in self.temperatures_c.values() for t in pair) else {}),
         }
 
 
@@ -198,7 +202,9 @@ def reference_factors(store: "SampleStore", *, percentile: float, base_ms: float
         base_ms = float(np.percentile(list(rounds.values()), percentile))
     if not base_ms > 0:
         raise UserInputError(f"the table's drift reference latency {base_ms!r} is not positive; rebuild the table")
-    return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile)
+    samples = store.samples[REFERENCE_NAME]
+    temperatures = {r: (samples[r].get("temp_before_c"), samples[r].get("temp_after_c")) for r in rounds}
+    return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile, temperatures_c=temperatures)
 
 
 def measure(
