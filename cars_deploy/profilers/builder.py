@@ -33,8 +33,8 @@ from .protocol import (
     ProtocolConfig,
     SampleStore,
     aggregate,
+    drift_reference,
     measure,
-    reference_factors,
 )
 from .table import FORMAT, LatencyTable, TableError, table_files
 
@@ -52,7 +52,7 @@ class ProfileConfig:
     protocol: ProtocolConfig  # warm-up, rounds, runs, percentile, batching
     cache_dir: Path  # exported block models, reused across runs
     command: str = ""  # the command line, recorded in the sidecar
-    drift_correction: bool = True  # scale samples by the drift reference's per-round factors (protocol.py, step 5)
+    drift_correction: bool = True  # scale samples by the drift reference's factor (protocol.py, step 5)
 
 
 @dataclass(frozen=True)
@@ -124,7 +124,7 @@ def build_table(device: Device, config: ProfileConfig, *, show_progress: bool | 
     temps_end = device.temperatures()
     # New rows are expressed in the state of the table's first build (its reference base), or define it.
     stored_base = ((existing.meta.get("reference") or {}).get("base_ms") if existing is not None else None)
-    reference = reference_factors(store, percentile=protocol.percentile, base_ms=stored_base)
+    reference = drift_reference(store, percentile=protocol.percentile, base_ms=stored_base)
     measurements = aggregate(store, [k.id for k in todo], percentile=protocol.percentile, reference=reference,
                              correct=config.drift_correction)
     rows = [_row(key, measurements[key.id]) for key in todo]
@@ -199,7 +199,7 @@ def time_models(
     settings = {**table_settings(device), "runs": protocol.runs, "call_warmup": protocol.call_warmup, "seed": protocol.seed}
     store = SampleStore.open(store_path, settings)
     measure(device, models, protocol, store, show_progress=show_progress)
-    reference = (reference_factors(store, percentile=protocol.percentile, base_ms=reference_ms)
+    reference = (drift_reference(store, percentile=protocol.percentile, base_ms=reference_ms)
                  if overhead is not None else None)
     results = aggregate(store, names, percentile=protocol.percentile, overhead=overhead, reference=reference,
                         correct=drift_correction)

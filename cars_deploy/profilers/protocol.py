@@ -14,17 +14,18 @@ in a slow window and others in a fast one: a block's one-window median can be 60
 4. the runner's fixed per-call overhead, timed the same way on an empty model (an identity on one
    float), is subtracted, so that a sum of N blocks does not count N call overheads;
 5. drift correction: a fixed reference model (``REFERENCE_KEY``, a separable convolution block that
-   never changes) is timed in every round like the others, and every sample of round ``r`` is scaled
-   by ``base / reference_r`` (``reference_factors``): the results are expressed in the machine state
-   whose reference latency is ``base``. A table build takes ``base`` from its own reference samples
-   (the same low percentile) and stores it in the sidecar; every later timing run against that table
-   (calibration, ``--verify-on``) uses the table's ``base``, so a table built on a fast VM state and a
-   verification made later on a slow one agree. Interleaving (2.) removes drift *within* a run, the
-   reference removes it *between* runs. A round split over several device calls (``batch_size``) is
-   corrected by one factor per round: drift faster than a round is noise left to the percentile.
-
-Samples are kept per (model, round) in a ``SampleStore`` written atomically after every batch: a
-killed run resumes where it stopped and never re-times a (model, round) it already has.
+   never changes) is timed in every round like the others, and every sample is scaled by
+   ``base / reference`` (``Reference.factor``), ``reference`` being the reference's low percentile
+   in this run: the results are expressed in the machine state whose reference latency is ``base``.
+   A table build takes ``base`` from its own reference (so its factor is 1) and stores it in the
+   sidecar; every later timing run against that table (calibration, ``--verify-on``, ``--model
+   --reference-table``) uses the table's ``base``, so a table built on a fast VM state and a
+   verification made later on a slow one agree. Interleaving (2.) with the low percentile (3.)
+   already removes drift *within* a run (every model meets the same rounds); the reference removes it
+   *between* runs. One factor per run rather than one per round: a per-round factor would multiply
+   every sample by the reference's own timing noise and bias the low percentile of each model by its
+   own noise level, while it corrects nothing the percentile has not already removed. The reference's
+   latency in every round is recorded all the same (beside the temperatures on a phone).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from ..errors import UserInputError
 from .blocks import EMPTY_KEY, BlockKey
 from .device import Device, Sample, TimedModel
 
-__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "reference_factors",
+__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "drift_reference",
            "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME"]
 
 _log = logging.getLogger(__name__)
@@ -167,13 +168,13 @@ class Reference:
 
     base_ms: float  # reference latency of the state results are expressed in (the table's, or this run's)
     per_round_ms: dict[int, float]  # round -> the reference's sample in that round
-    percentile: float  # the percentile ``base_ms`` was taken at when it came from this run
+    percentile: float  # the low percentile of the rounds that is this run's reference latency
     temperatures_c: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)  # round -> (before, after)
 
     @property
-    def factors(self) -> dict[int, float]:
-        """round -> ``base_ms / per_round_ms``: what every sample of that round is multiplied by."""
-        return {r: self.base_ms / ms for r, ms in self.per_round_ms.items()}
+    def factor(self) -> float:
+        """``base_ms`` over this run's reference latency: what every sample of the run is multiplied by."""
+        return self.base_ms / self.run_ms()
 
     def run_ms(self) -> float:
         """The reference's latency in this run (the same low percentile as every model)."""
@@ -185,14 +186,14 @@ class Reference:
         rounds = sorted(self.per_round_ms)
         return {
             "model": REFERENCE_NAME, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
-            "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"),
+            "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"), "factor": float(f"{self.factor:.7g}"),
             "per_round_ms": [float(f"{self.per_round_ms[r]:.7g}") for r in rounds],
             **({"per_round_temperatures_c": [list(self.temperatures_c.get(r, (None, None))) for r in rounds]}
                if any(t is not None for pair in self.temperatures_c.values() for t in pair) else {}),
         }
 
 
-def reference_factors(store: "SampleStore", *, percentile: float, base_ms: float | None = None) -> Reference:
+def drift_reference(store: "SampleStore", *, percentile: float, base_ms: float | None = None) -> Reference:
     """The ``Reference`` of the samples in ``store``: ``base_ms`` (a table's) or, when None, the
     ``percentile`` of the reference's own samples (a table build defines its state this way)."""
     rounds = {r: float(s["ms"]) for r, s in store.samples.get(REFERENCE_NAME, {}).items()}
@@ -255,16 +256,16 @@ def aggregate(
     reference: Reference | None = None, correct: bool = True,
 ) -> dict[str, Measurement]:
     """One ``Measurement`` per name from its round samples, minus the overhead model's latency; with a
-    ``reference`` and ``correct``, every sample (the overhead's too) is first scaled by its round's
-    drift factor (without ``correct`` the reference is only recorded)."""
-    factors = reference.factors if reference is not None and correct else {}
+    ``reference`` and ``correct``, every sample (the overhead's too) is first scaled by the run's drift
+    factor (without ``correct`` the reference is only recorded)."""
+    factor = reference.factor if reference is not None and correct else 1.0
     recorded = None if reference is None else {**reference.as_dict(), "corrected": bool(correct)}
 
-    def values_of(name: str, scale: dict[int, float]) -> np.ndarray:
+    def values_of(name: str, scale: float) -> np.ndarray:
         rounds = store.samples.get(name, {})
-        return np.array([rounds[r]["ms"] * scale.get(r, 1.0) for r in sorted(rounds)], dtype=np.float64)
+        return np.array([rounds[r]["ms"] * scale for r in sorted(rounds)], dtype=np.float64)
 
-    def overhead_of(scale: dict[int, float]) -> float:
+    def overhead_of(scale: float) -> float:
         if overhead is None:
             return 0.0
         values = values_of(overhead, scale)
@@ -272,10 +273,10 @@ def aggregate(
             raise RuntimeError(f"no samples of the overhead model {overhead}")
         return float(np.percentile(values, percentile))
 
-    overhead_ms, raw_overhead_ms = overhead_of(factors), overhead_of({})
+    overhead_ms, raw_overhead_ms = overhead_of(factor), overhead_of(1.0)
     out = {}
     for name in names:
-        values = values_of(name, factors)
+        values = values_of(name, factor)
         if values.size == 0:
             raise RuntimeError(f"no samples of {name}")
         raw = float(np.percentile(values, percentile))
@@ -294,7 +295,7 @@ def aggregate(
             runs=int(sum(s["runs"] for s in rounds.values())),
             temperatures_c=tuple((rounds[r]["temp_before_c"], rounds[r]["temp_after_c"]) for r in sorted(rounds)),
             reference=recorded,
-            uncorrected_ms=max(float(np.percentile(values_of(name, {}), percentile)) - raw_overhead_ms, 0.0),
+            uncorrected_ms=max(float(np.percentile(values_of(name, 1.0), percentile)) - raw_overhead_ms, 0.0),
         )
     return out
 
