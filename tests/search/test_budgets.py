@@ -119,3 +119,22 @@ def test_check_budgets_on_latency_names_the_minimum_in_ms():
     check_budgets([Budget("latency", minimum * 1.01, "--max-latency", minimum * 1.01, "ms")], {"latency": cost})
     with pytest.raises(UserInputError, match=r"smallest latency .* ms"):
         check_budgets([Budget("latency", minimum * 0.99, "--max-latency", minimum * 0.99, "ms")], {"latency": cost})
+
+
+def test_a_checkpoint_written_before_budgets_existed_still_resumes(tiny_config, tmp_path):
+    import json
+
+    import torch
+
+    run = tmp_path / "run"
+    CarsSearch(tiny_config, run, device="cpu", show_progress=False).run(max_generations=1)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    for key in ("max_latency_ms", "max_params_m", "max_mult_adds_m"):
+        del state["config"][key]
+    torch.save(state, run / "checkpoint.pt")
+    saved = json.loads((run / "config.json").read_text())
+    for key in ("max_latency_ms", "max_params_m", "max_mult_adds_m"):
+        del saved["search"][key]
+    (run / "config.json").write_text(json.dumps(saved))
+    result = CarsSearch.resume(run, device="cpu", show_progress=False).run()
+    assert result.finished and "feasible" not in pd.read_csv(run / "pareto.csv").columns
