@@ -54,8 +54,9 @@ ONNX = ModelFormat("onnx", (".onnx", ".ort"), runtime="onnxruntime", runner="onn
 #: TorchScript for PyTorch Mobile: ``.ptl`` for the lite interpreter; ``.pt`` is a TorchScript file that
 #: ``speed_benchmark_torch`` also times.
 PTL = ModelFormat("ptl", (".ptl", ".pt"), runtime="pytorch-lite", runner="speed_benchmark_torch", cache_folder="ptl")
-#: ExecuTorch programs; timed when given, never exported for timing (``cars-export --format pte`` ships them).
-PTE = ModelFormat("pte", (".pte",), runtime="executorch", runner="executor_runner", cache_folder=None)
+#: ExecuTorch programs with XNNPACK delegation: shipped by ``cars-export --format pte``, and exported for
+#: timing (blocks, whole networks) so that ``cars-profile --runtime executorch`` builds a table for that runtime.
+PTE = ModelFormat("pte", (".pte",), runtime="executorch", runner="executor_runner", cache_folder="pte")
 
 for _format in (ONNX, PTL, PTE):
     FORMATS.add(_format.name, _format)
@@ -81,7 +82,7 @@ def format_for_suffix(suffix: str) -> ModelFormat | None:
 
 
 def timing_export_formats() -> list[ModelFormat]:
-    """The formats blocks and whole networks are exported to for timing (ONNX and TorchScript Lite)."""
+    """The formats blocks and whole networks are exported to for timing (ONNX, TorchScript Lite, ExecuTorch)."""
     return [fmt for fmt in all_formats() if fmt.cache_folder is not None]
 
 

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 from ..latency.predictor import table_network
 from ..latency.summary import genotype_reports
 from ..profilers.table import LatencyTable
+from ..search.report import card_for_spec
 from ..space import GENOTYPES, NETWORK_KINDS, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ._common import CliParser, run_command
@@ -70,6 +71,11 @@ def _run(args: argparse.Namespace) -> int:
             print(json.dumps(report))
         return 0
     _print_table(reports, config)
+    for spec in specs:  # a search's Pareto row: also the card of its run's report.md (search.report)
+        card = card_for_spec(spec)
+        if card is not None:
+            print()
+            print(card, end="")
     return 0
 
 

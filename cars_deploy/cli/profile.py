@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import UserInputError
-from ..formats import ONNX, PTE, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
+from ..formats import ONNX, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.report import format_summary
 from ..latency.validation import ValidationConfig, calibrate_table, table_reference_ms, whole_network_protocol
@@ -195,8 +195,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if args.json:
             print(json.dumps(report))
         else:
-            overhead = (f"overhead {result.overhead_ms:.4f} ms subtracted" if model.suffix.lower() != PTE.suffix
-                        else "no overhead probe for .pte, nothing subtracted")
+            overhead = f"overhead {result.overhead_ms:.4f} ms subtracted"
             print(f"{model.name} on {spec}: {result.latency_ms:.4f} ms (p10 {result.p10_ms:.4f}, p50 {result.p50_ms:.4f}, "
                   f"p90 {result.p90_ms:.4f}; {overhead}; {result.rounds} rounds, {result.runs} runs)")
         return 0

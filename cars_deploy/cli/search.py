@@ -15,6 +15,7 @@ from ..errors import CarsError, UserInputError
 from ..latency.objective import LOCAL_TABLE
 from ..latency.search_run import open_search, verify_search
 from ..profilers.device import parse_device_spec
+from ..search.budgets import budgets_of
 from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, preset
 from ..search.context import ProcessContext
 from ..search.distributed import init_distributed
@@ -31,6 +32,9 @@ _CONFIG_FLAGS: dict[str, str] = {
     "selection": "selection",
     "deploy_network": "deploy_network",
     "latency_table": "latency_table",
+    "max_latency": "max_latency_ms",
+    "max_params": "max_params_m",
+    "max_mult_adds": "max_mult_adds_m",
     "population": "population",
     "epochs": "epochs",
     "warmup": "warmup_epochs",
@@ -83,6 +87,13 @@ def _parser() -> CliParser:
     objectives.add_argument("--verify-on", metavar="DEVICE",
                             help="at the end, time every Pareto model end to end on DEVICE (local, adb:SERIAL, "
                             "adb:HOST:PORT); pareto.csv then carries latency_measured_ms beside latency_ms")
+    budgets = parser.add_argument_group(
+        "budgets", "limits every Pareto model must meet (any combination): the selection keeps models within "
+        "budget first (constraint domination); a limit no genotype of the space meets is refused")
+    budgets.add_argument("--max-latency", type=float, metavar="MS",
+                         help="predicted latency limit in ms (needs --latency-table)")
+    budgets.add_argument("--max-params", type=float, metavar="M", help="parameter limit in millions")
+    budgets.add_argument("--max-mult-adds", type=float, metavar="M", help="mult-add limit in millions")
     evolution = parser.add_argument_group("evolution (Algorithm 1)")
     evolution.add_argument("--population", type=int, metavar="P", help="population size")
     evolution.add_argument("--epochs", type=int, help="total epochs, warmup included")
@@ -237,9 +248,13 @@ def _print_summary(result: SearchResult, config: SearchConfig, seconds: float) -
         table.insert(len(table.columns) - 2, "measured (ms)", pareto["latency_measured_ms"].astype(float).round(2))
         if "latency_outside_pm90" in pareto.columns:  # "!" marks a measurement outside the uncertainty
             table.insert(len(table.columns) - 2, "outside", pareto["latency_outside_pm90"].map({True: "!", False: ""}))
+    budgets = budgets_of(config)
+    if budgets:
+        table["within budget"] = pareto["feasible"].map({True: "yes", False: "NO"})
+        print(f"budget: {', '.join(b.describe() for b in budgets)}")
     print(f"Pareto set ({len(pareto)} of {len(result.population)}; costs on the {config.deploy_network} network):")
     print(table.to_string(index=False))
-    print(f"run folder: {result.run_dir} (pareto.csv, population.csv, history.jsonl, plots/)")
+    print(f"run folder: {result.run_dir} (report.md, pareto.csv, population.csv, history.jsonl, plots/)")
     print(f"inspect a row: cars-inspect --genotype {result.run_dir}/pareto.csv:0")
     sys.stdout.flush()
 

@@ -5,7 +5,7 @@ it is built here (``objective.latency_cost``) and handed to ``CarsSearch``. ``op
 new run, or resumes one, with that cost when the config asks for it; ``verify_search`` then times
 every Pareto model end to end on a device and rewrites pareto.csv with the measured latency beside
 the predicted one (``verify``), so that a user ships a model whose latency was measured, not only
-predicted.
+predicted (and rewrites RUN/report.md with the measured column).
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from ..search.config import SearchConfig
 from ..search.context import ProcessContext
 from ..search.loop import CarsSearch, SearchResult
 from ..search.objectives import CostFunction, deploy_network
+from ..search.report import write_report
 from ..search.rundir import RunDir
 from .objective import latency_cost
 from .verify import verify_pareto_file
@@ -29,11 +30,11 @@ T = TypeVar("T")
 
 
 def latency_costs(config: SearchConfig, *, distributed: ProcessContext | None = None) -> dict[str, CostFunction]:
-    """``{"latency": LatencyCost}`` when ``config`` has the latency objective and a latency table, else
-    ``{}`` (the search then says that the objective needs a table). Under ``distributed``, rank 0
+    """``{"latency": LatencyCost}`` when ``config`` has the latency objective (or a latency budget) and a
+    latency table, else ``{}`` (the search then says that the objective needs a table). Under ``distributed``, rank 0
     builds the cost first and the other ranks after it: ``local`` profiles this machine on first use
     and caches the table, which the other ranks then read instead of each profiling it at once."""
-    if "latency" not in config.objectives or not config.latency_table:
+    if not config.latency_table or ("latency" not in config.objectives and config.max_latency_ms is None):
         return {}
     table, network = config.latency_table, deploy_network(config.deploy_network)
     built: list[CostFunction] = []
@@ -70,6 +71,7 @@ def verify_search(result: SearchResult, config: SearchConfig, *, device: str) ->
         RunDir(result.run_dir).pareto_path, device_spec=device, network=deploy_network(config.deploy_network),
         latency_table=config.latency_table,
     )
+    write_report(RunDir(result.run_dir), pareto, config, generation=result.generation)
     return replace(result, pareto=pareto)
 
 

@@ -1,6 +1,8 @@
-"""Exports one block alone as a model file a phone runtime can time: ONNX (opset 17) or TorchScript Lite.
+"""Exports one block alone as a model file a phone runtime can time: ONNX (opset 17), TorchScript Lite or
+ExecuTorch (XNNPACK).
 
-Files are cached by block key under a cache folder (``<cache>/onnx17/<id>.onnx``, ``<cache>/ptl/<id>.ptl``;
+Files are cached by block key under a cache folder (``<cache>/onnx17/<id>.onnx``, ``<cache>/ptl/<id>.ptl``,
+``<cache>/pte/<id>.pte``;
 folders, suffixes and opset from ``cars_deploy.formats``)
 so that a resumed or repeated profiling run never exports a block twice; each file is written to a
 temporary name and renamed, so a killed export leaves no half-written model behind.
@@ -28,8 +30,8 @@ from typing import Iterator
 
 import torch
 
-from ..errors import DeviceError
-from ..formats import ONNX, timing_export_format
+from ..errors import DeviceError, UserInputError
+from ..formats import ONNX, PTE, timing_export_format
 from .blocks import BlockKey, block_input_shapes, build_block
 
 __all__ = ["BlockExporter", "export_module", "default_cache_dir", "seeded", "text_seed"]
@@ -66,7 +68,7 @@ class BlockExporter:
 
 def export_module(module: torch.nn.Module, input_shapes: tuple[tuple[int, ...], ...], path: Path, fmt: str) -> None:
     """Writes ``module`` (called with float inputs of ``input_shapes``) to ``path`` atomically, as ONNX
-    or TorchScript Lite (``fmt``: ``"onnx"`` or ``"ptl"``)."""
+    TorchScript Lite or ExecuTorch (``fmt``: ``"onnx"``, ``"ptl"`` or ``"pte"``)."""
     model_format = timing_export_format(fmt)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,13 +82,33 @@ def export_module(module: torch.nn.Module, input_shapes: tuple[tuple[int, ...], 
             warnings.simplefilter("ignore")
             if model_format is ONNX:
                 _export_onnx(module, inputs, tmp)
+            elif model_format is PTE:
+                _export_pte(module, inputs, tmp)
             else:
                 traced = torch.jit.trace(module, inputs if len(inputs) > 1 else inputs[0])
                 traced._save_for_lite_interpreter(str(tmp))
         os.replace(tmp, path)
+    except UserInputError:
+        tmp.unlink(missing_ok=True)
+        raise
     except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise DeviceError(f"exporting {path.name} as {fmt} failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _export_pte(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:
+    """``torch.export`` -> XNNPACK-delegated edge program -> ExecuTorch buffer, as ``cars-export --format pte``
+    ships it (``export.pte``; written again here because the profilers sit below the export layer)."""
+    try:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+    except ImportError:
+        raise UserInputError(
+            "timing ExecuTorch (.pte) models needs the executorch package: pip install 'cars-deploy[executorch]'"
+        ) from None
+    exported = torch.export.export(module, inputs)
+    program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
+    path.write_bytes(program.buffer)
 
 
 def _export_onnx(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:

@@ -278,6 +278,10 @@ def _runtime_version(runtime: str) -> str:
             import onnxruntime
 
             return f"onnxruntime {onnxruntime.__version__}"
+        if format_for_runtime(runtime) is PTE:
+            from importlib.metadata import version
+
+            return f"executorch {version('executorch')}"
         import torch
 
         return f"torch {torch.__version__}"

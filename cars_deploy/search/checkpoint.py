@@ -80,6 +80,8 @@ def load_checkpoint(
     if not isinstance(saved, dict):
         raise CheckpointError(f"{path} has no search config; it is damaged")
     expected = config.to_dict()
+    # a setting added after the checkpoint was written (e.g. the budgets) takes its default, the old behaviour
+    saved = {**SearchConfig().to_dict(), **saved}
     if saved != expected:
         diff = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
         shown = ", ".join(f"{k}={saved.get(k)!r} (run config: {expected.get(k)!r})" for k in diff[:3])

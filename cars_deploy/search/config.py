@@ -8,6 +8,7 @@ search (500 epochs, 50 of warmup, P=128, evolve every 10 epochs) in the DARTS se
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal, Mapping
 
@@ -30,6 +31,10 @@ class SearchConfig:
     selection: Literal["pnsga3", "nsga3"] = "pnsga3"  # survivor selection (section 3.3)
     deploy_network: Literal["imagenet", "cifar"] = "imagenet"  # network the costs are counted on (paper: ImageNet mobile)
     latency_table: str | None = None  # latency table for the 'latency' cost (plugged in by the latency predictor)
+    # --- budgets (search.budgets: constraint domination in the selection) ---
+    max_latency_ms: float | None = None  # upper limit on the predicted latency in ms (needs latency_table)
+    max_params_m: float | None = None  # upper limit on parameters, in millions, on the deployment network
+    max_mult_adds_m: float | None = None  # upper limit on mult-adds, in millions, on the deployment network
     # --- SuperNet (section 3.1; DARTS search setting in the paper preset) ---
     C: int = 8  # channels of the first cells
     layers: int = 5  # cells; reductions at 1/3 and 2/3
@@ -98,6 +103,13 @@ class SearchConfig:
         need(
             self.input_size is None or self.dataset != "digits",
             "--input-size does not apply to the digits dataset (its images are 8x8)",
+        )
+        for flag, value in (("--max-latency", self.max_latency_ms), ("--max-params", self.max_params_m),
+                            ("--max-mult-adds", self.max_mult_adds_m)):
+            need(value is None or (math.isfinite(value) and value > 0), f"{flag} must be a positive number, got {value}")
+        need(
+            self.max_latency_ms is None or bool(self.latency_table),
+            "--max-latency needs a latency table: pass --latency-table TABLE (or local for this computer's CPU)",
         )
         need(self.C >= 2 and self.C % 2 == 0, f"--C must be an even number >= 2, got {self.C}")
         need(self.layers >= 3, f"--layers must be at least 3, got {self.layers}")

@@ -40,6 +40,7 @@ from ..errors import CheckpointError, UserInputError
 from ..space import Genotype, NetworkConfig, op_set, random_genotype
 from ..space.supernet import SuperNet
 from ..torch_device import resolve_torch_device
+from .budgets import budgets_of, check_budgets
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
 from .context import ProcessContext, single_process
@@ -117,6 +118,11 @@ class CarsSearch:
             name: by_name.get(name) or build_costs([name], network=network, provided=costs)[0]
             for name in ("params", "mult_adds")
         }
+        # Budgets: a limit no genotype of the space can meet is refused before any data is read.
+        self.budgets = budgets_of(config)
+        self.budget_costs = {b.cost: by_name.get(b.cost) or build_costs([b.cost], network=network, provided=costs)[0]
+                             for b in self.budgets}
+        check_budgets(self.budgets, self.budget_costs)
         self.data: SearchData = load_search_data(config, self.device)
         self.network_config = NetworkConfig(kind="cifar", C=config.C, layers=config.layers, affine=False,
                                             num_classes=self.data.info.num_classes, input_size=self.data.info.input_size)
@@ -151,7 +157,8 @@ class CarsSearch:
         if not resume:  # a new run: its folder made once the data has loaded
             self.dist.on_main(lambda: self._hold(run_dir, create=(config, overwrite)))
         self.run_dir = RunDir(run_dir)
-        self.writer = RunWriter(self.run_dir, costs=self.costs, report_costs=report_costs, plot_seconds=plot_seconds)
+        self.writer = RunWriter(self.run_dir, costs=self.costs, report_costs=report_costs, plot_seconds=plot_seconds,
+                                budgets=self.budgets, budget_costs=self.budget_costs, config=config)
         if resume and self.dist.on_main(self.run_dir.checkpoint_path.exists):
             self._load()
             self._write_outputs(final=False)  # the derived files as of the checkpoint, whatever a kill left
@@ -303,6 +310,7 @@ class CarsSearch:
             costs=candidates.costs(),
             speed=speed,
             n_survive=config.population,
+            violation=self.writer.violation(candidates.genotypes) if self.budgets else None,
         )
         selected = np.zeros(len(candidates), dtype=bool)
         selected[keep] = True

@@ -14,9 +14,13 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ..space import Genotype
+from .budgets import Budget, violation
+from .config import SearchConfig
 from .objectives import CostFunction
 from .plots import plot_generations, plot_pareto
 from .population import Population
+from .report import write_report
 from .rundir import PLOTS, REPORT_COLUMNS, RunDir
 from .selection import non_dominated_fronts
 
@@ -43,12 +47,22 @@ class RunWriter:
         costs: Sequence[CostFunction],
         report_costs: Mapping[str, CostFunction],
         plot_seconds: float = 30.0,
+        budgets: Sequence[Budget] = (),
+        budget_costs: Mapping[str, CostFunction] | None = None,
+        config: SearchConfig | None = None,
     ) -> None:
         self.run = run
+        self.config = config  # with it, write(final=True) also writes report.md (search.report)
+        self.budgets = list(budgets)  # with budgets, tables get feasible / violation columns
+        self.budget_costs = dict(budget_costs or {})
         self.costs = list(costs)
         self.report_costs = dict(report_costs)
         self.plot_seconds = plot_seconds
         self._last_plot = time.monotonic()
+
+    def violation(self, genotypes: Sequence[Genotype]) -> np.ndarray:
+        """(N,) total normalised budget violation of ``genotypes`` (``budgets.violation``); 0 = feasible."""
+        return violation({b.cost: self.budget_costs[b.cost](genotypes) for b in self.budgets}, self.budgets)
 
     @property
     def objective(self) -> str:
@@ -59,6 +73,7 @@ class RunWriter:
         """The ``individuals`` of a history.jsonl line: each candidate of a generation, its objectives
         and whether selection kept it."""
         report = {name: cost(candidates.genotypes) for name, cost in self.report_costs.items()}
+        over = self.violation(candidates.genotypes) if self.budgets else None
         records = []
         for i, ind in enumerate(candidates):
             entry: dict[str, Any] = {
@@ -71,6 +86,8 @@ class RunWriter:
             }
             for cost, value in zip(self.costs, ind.costs):
                 entry[cost.name] = int(value) if cost.name in ("params", "mult_adds") else float(value)
+            if self.budgets:
+                entry["violation"] = float(over[i])
             entry.update(origin=ind.origin, born=ind.born, selected=bool(selected[i]))
             records.append(entry)
         return records
@@ -96,6 +113,12 @@ class RunWriter:
         for m, cost in enumerate(self.costs):
             if cost.name == "latency" or cost.name not in columns:
                 columns[cost_column(cost.name)] = costs[:, m]
+        if self.budgets:
+            over = self.violation(genotypes)
+            if "latency" in self.budget_costs and not any(c.name == "latency" for c in self.costs):
+                columns["latency_ms"] = self.budget_costs["latency"](genotypes)
+            columns["feasible"] = over <= 0
+            columns["violation"] = over
         return pd.DataFrame(columns)
 
     def pareto_table(self, population: Population) -> pd.DataFrame:
@@ -105,7 +128,12 @@ class RunWriter:
         if table.empty:
             return table
         F = np.column_stack([-population.accuracies(), population.costs()])
-        front = non_dominated_fronts(F)[0]
+        if self.budgets:  # constraint domination: the front of the feasible ones, else the least violating
+            over = table["violation"].to_numpy()
+            pool = np.flatnonzero(over <= 0) if (over <= 0).any() else np.flatnonzero(over == over.min())
+            front = pool[non_dominated_fronts(F[pool])[0]]
+        else:
+            front = non_dominated_fronts(F)[0]
         key = cost_column(self.costs[0].name)
         pareto = table.iloc[front]
         pareto = pareto.sort_values([key, "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
@@ -133,12 +161,20 @@ class RunWriter:
         pareto_table = self.pareto_table(population)
         self.run.write_table("population", population_table)
         self.run.write_table("pareto", pareto_table)
+        if final and self.config is not None:
+            write_report(self.run, pareto_table, self.config, generation=generation)
         if not final and time.monotonic() - self._last_plot < self.plot_seconds:
             return
         self._last_plot = time.monotonic()
         first = self.costs[0]
-        plot_generations(history, self.run.plots_path / PLOTS[0], cost=first.name, label=first.label, scale=first.scale)
+        plot_generations(history, self.run.plots_path / PLOTS[0], cost=first.name, label=first.label, scale=first.scale,
+                         budget=self._budget_on(first.name))
         plot_pareto(
             population_table, pareto_table, self.run.plots_path / PLOTS[1], cost=cost_column(first.name),
             label=first.label, scale=first.scale, title=f"generation {generation}: population and Pareto front",
+            budget=self._budget_on(first.name),
         )
+
+    def _budget_on(self, cost: str) -> float | None:
+        """The limit on ``cost`` in its own units, for the plots' budget line."""
+        return next((b.limit for b in self.budgets if b.cost == cost), None)

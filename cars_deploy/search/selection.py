@@ -23,6 +23,10 @@ selection irreproducible. Here it is deterministic: among the least crowded nich
 closest candidate lies nearest their reference line go first (then the lower niche index), and a
 niche always takes its candidate nearest the reference line (then the lower index). The rule is the
 one NSGA-III uses for empty niches, applied to all of them.
+
+With budgets (``search.budgets``), both handle constraints by constraint domination, as pymoo's
+constrained survival does: feasible individuals first, selected by the sorts above among themselves;
+infeasible ones after them, by ascending total normalised violation.
 """
 from __future__ import annotations
 
@@ -183,15 +187,52 @@ def _cut_layer(
 
 
 def select(
-    method: SelectionName, *, accuracy: np.ndarray, costs: np.ndarray, speed: np.ndarray | None, n_survive: int
+    method: SelectionName,
+    *,
+    accuracy: np.ndarray,
+    costs: np.ndarray,
+    speed: np.ndarray | None,
+    n_survive: int,
+    violation: np.ndarray | None = None,
 ) -> np.ndarray:
     """Indices of the ``n_survive`` individuals kept by ``method``.
 
     ``accuracy`` (n,) is maximised and ``costs`` (n, M) minimised; pNSGA-III also maximises ``speed``
-    (n,), the accuracy increasing speed, against *large* costs.
+    (n,), the accuracy increasing speed, against *large* costs. ``violation`` (n,), the total normalised
+    budget violation (``search.budgets``; 0 = within budget), turns on constraint domination.
     """
     accuracy = np.asarray(accuracy, dtype=np.float64).reshape(-1)
     costs = np.asarray(costs, dtype=np.float64).reshape(len(accuracy), -1)
+    if violation is not None:
+        return _constrained(method, accuracy, costs, speed, n_survive, np.asarray(violation, dtype=np.float64))
+    return _unconstrained(method, accuracy, costs, speed, n_survive)
+
+
+def _constrained(
+    method: SelectionName, accuracy: np.ndarray, costs: np.ndarray, speed: np.ndarray | None, n_survive: int,
+    violation: np.ndarray,
+) -> np.ndarray:
+    """Constraint domination (Deb's rules), as pymoo's ``Survival`` with ``filter_infeasible`` does:
+    feasible individuals beat infeasible ones and are selected among themselves by ``method``; when
+    they do not fill the population, the infeasible ones follow by ascending violation. pymoo's
+    ``split_by_feasibility`` needs a pymoo ``Population`` and sorts with an unstable argsort; this
+    stable sort (ties by index) keeps seeded runs reproducible."""
+    violation = violation.reshape(-1)
+    if violation.shape != accuracy.shape or not np.isfinite(violation).all() or (violation < 0).any():
+        raise ValueError("violation must hold one finite value >= 0 per individual")
+    _check_size(len(accuracy), n_survive)
+    feasible = np.flatnonzero(violation <= 0)
+    if len(feasible) > n_survive:
+        sub_speed = None if speed is None else np.asarray(speed, dtype=np.float64).reshape(-1)[feasible]
+        return feasible[_unconstrained(method, accuracy[feasible], costs[feasible], sub_speed, n_survive)]
+    infeasible = np.flatnonzero(violation > 0)
+    infeasible = infeasible[np.argsort(violation[infeasible], kind="stable")]
+    return np.concatenate([feasible, infeasible[: n_survive - len(feasible)]]).astype(np.int64)
+
+
+def _unconstrained(
+    method: SelectionName, accuracy: np.ndarray, costs: np.ndarray, speed: np.ndarray | None, n_survive: int
+) -> np.ndarray:
     F_accuracy = np.column_stack([-accuracy, costs])
     if method == "nsga3":
         return nsga3_select(F_accuracy, n_survive)
