@@ -25,12 +25,17 @@ from .._io import atomic_torch_save, safe_torch_load
 from ..errors import CheckpointError
 from .config import SearchConfig
 
-__all__ = ["FORMAT", "VERSION", "save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state"]
+__all__ = ["FORMAT", "VERSION", "cpu_copy", "save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state"]
 
 FORMAT = "cars-deploy/search-checkpoint"
 VERSION = 1
 _KEYS = ("format", "version", "config", "epoch", "generation", "supernet", "optimizer", "scheduler",
          "previous_supernet", "population", "history", "train_log", "rng")
+
+
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of a state dict (the previous generation's SuperNet weights, kept in checkpoints)."""
+    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:

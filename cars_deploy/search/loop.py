@@ -41,7 +41,7 @@ from ..space import Genotype, NetworkConfig, op_set, random_genotype
 from ..space.supernet import SuperNet
 from ..torch_device import resolve_torch_device
 from .budgets import budgets_of, check_budgets
-from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
+from .checkpoint import cpu_copy, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
 from .context import ProcessContext, single_process
 from .data import SearchData, load_search_data
@@ -96,7 +96,7 @@ class CarsSearch:
                 f"{config.arch_batch * self.dist.world_size} architectures per step exceeds --population {config.population}"
             )
         if not resume and not overwrite:
-            self.dist.on_main(lambda: _check_new(run_dir))  # fail before minutes of data loading, not after
+            self.dist.on_main(lambda: RunDir.check_new(run_dir))  # fail before minutes of data loading, not after
         self._lock: HeldLock | None = None  # rank 0: the run folder's lock, held until close()
         self.dist.on_main(lambda: self._hold(run_dir))  # a second process on this run is refused now
         self.show_progress = show_progress and self.dist.is_main
@@ -110,19 +110,17 @@ class CarsSearch:
                costs: Mapping[str, CostFunction] | None, plot_seconds: float, epoch_checkpoint_seconds: float) -> None:
         self.config = config
         self.device = self.dist.device
-        # Costs first: a bad objective fails before any folder is made or data is read.
+        # Costs first: a bad objective fails before any folder is made or data is read. Each cost is built
+        # once: the objectives, the counts every table reports, and the budgeted ones.
         network = deploy_network(config.deploy_network)
-        self.costs: list[CostFunction] = build_costs(config.objectives, network=network, provided=costs)
-        by_name = {cost.name: cost for cost in self.costs}
-        report_costs = {
-            name: by_name.get(name) or build_costs([name], network=network, provided=costs)[0]
-            for name in ("params", "mult_adds")
-        }
-        # Budgets: a limit no genotype of the space can meet is refused before any data is read.
         self.budgets = budgets_of(config)
-        self.budget_costs = {b.cost: by_name.get(b.cost) or build_costs([b.cost], network=network, provided=costs)[0]
-                             for b in self.budgets}
-        check_budgets(self.budgets, self.budget_costs)
+        needed = dict.fromkeys([*config.objectives, "params", "mult_adds", *(b.cost for b in self.budgets)])
+        built = dict(zip(needed, build_costs(list(needed), network=network, provided=costs)))
+        self.costs: list[CostFunction] = [built[name] for name in config.objectives]
+        report_costs = {name: built[name] for name in ("params", "mult_adds")}
+        self.budget_costs = {b.cost: built[b.cost] for b in self.budgets}
+        self.ops = op_set(config.op_set)
+        check_budgets(self.budgets, self.budget_costs, ops=self.ops)  # a budget the space cannot meet: exit 2 now
         self.data: SearchData = load_search_data(config, self.device)
         self.network_config = NetworkConfig(kind="cifar", C=config.C, layers=config.layers, affine=False,
                                             num_classes=self.data.info.num_classes, input_size=self.data.info.input_size)
@@ -141,7 +139,6 @@ class CarsSearch:
             bn_recalibration=config.bn_recalibration,
             show_progress=self.show_progress,
         )
-        self.ops = op_set(config.op_set)
         self.variation = VariationConfig(crossover_prob=config.crossover_prob, mutation_prob=config.mutation_prob,
                                          crossover_node_prob=config.crossover_node_prob,
                                          mutation_node_prob=config.mutation_node_prob, ops=self.ops)
@@ -274,7 +271,7 @@ class CarsSearch:
             Individual(genotype=g, origin="initial", born=0, accuracy=float(a), costs=tuple(c))
             for g, a, c in zip(genotypes, accuracy, costs)
         )
-        self.previous = _cpu_copy(self.supernet.state_dict())
+        self.previous = cpu_copy(self.supernet.state_dict())
         self._record(self.population, np.ones(len(self.population), dtype=bool), start, before)
         self._finish_generation()
 
@@ -316,7 +313,7 @@ class CarsSearch:
         selected[keep] = True
         self.population = candidates.subset(keep)
         self.generation = generation
-        self.previous = _cpu_copy(self.supernet.state_dict())
+        self.previous = cpu_copy(self.supernet.state_dict())
         self._record(candidates, selected, start, before)
         self._finish_generation()
 
@@ -400,11 +397,3 @@ class CarsSearch:
     def _write_outputs(self, *, final: bool) -> None:
         if self.dist.is_main:
             self.writer.write(self.population, self.history, generation=self.generation, final=final)
-
-
-def _check_new(run_dir: str | Path) -> None:
-    RunDir.check_new(run_dir)
-
-
-def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
