@@ -12,6 +12,7 @@ from ..export import EXPORTERS, ExportConfig, NetworkRequest, check_export_confi
 from ..formats import ONNX
 from ..space import NETWORK_KINDS
 from ..space.resolve import describe_genotype_spec, resolve_genotype
+from . import _numbers as N
 from ._common import CliParser, run_command
 
 __all__ = ["main"]
@@ -34,13 +35,13 @@ def _parser() -> CliParser:
     sizes.add_argument("--dataset", choices=DATASETS, help="whose classes and normalisation (default cifar10)")
     sizes.add_argument("--data-dir", type=Path, help="imagefolder: folder holding train/<class>/")
     sizes.add_argument("--network", choices=NETWORK_KINDS)
-    sizes.add_argument("--num-classes", type=int)
-    sizes.add_argument("--input-size", type=int)
-    sizes.add_argument("--C", type=int)
-    sizes.add_argument("--layers", type=int)
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted |runtime - PyTorch|")
-    parser.add_argument("--verify-inputs", type=int, default=3, help="random input batches compared per format")
-    parser.add_argument("--seed", type=int, default=0, help="seeds random weights and verification inputs")
+    sizes.add_argument("--num-classes", type=N.CLASSES)
+    sizes.add_argument("--input-size", type=N.INPUT_SIZE)
+    sizes.add_argument("--C", type=N.CHANNELS)
+    sizes.add_argument("--layers", type=N.LAYERS)
+    parser.add_argument("--tolerance", type=N.RATE, default=1e-4, help="largest accepted |runtime - PyTorch|")
+    parser.add_argument("--verify-inputs", type=N.VERIFY_INPUTS, default=3, help="random input batches compared per format")
+    parser.add_argument("--seed", type=N.SEED, default=0, help="seeds random weights and verification inputs")
     parser.add_argument("--json", action="store_true", help="print one JSON line per exported file")
     return parser
 

@@ -19,6 +19,7 @@ from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, 
 from ..search.context import ProcessContext
 from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
+from . import _numbers as N
 from ._common import CliParser, run_command
 
 __all__ = ["main", "config_from_args"]
@@ -79,32 +80,32 @@ def _parser() -> CliParser:
                             help="at the end, time every Pareto model end to end on DEVICE (local, adb:SERIAL, "
                             "adb:HOST:PORT); pareto.csv then carries latency_measured_ms beside latency_ms")
     evolution = parser.add_argument_group("evolution (Algorithm 1)")
-    evolution.add_argument("--population", type=int, metavar="P", help="population size")
-    evolution.add_argument("--epochs", type=int, help="total epochs, warmup included")
-    evolution.add_argument("--warmup", type=int, metavar="E_WARM", help="warmup epochs on uniformly random paths")
-    evolution.add_argument("--evolve-every", type=int, metavar="E_PARAM", help="epochs between generations")
-    evolution.add_argument("--arch-batch", type=int, metavar="B", help="architectures per SGD step (eq. 3)")
-    evolution.add_argument("--expand", type=float, metavar="T", help="offspring per generation, as a multiple of P")
-    evolution.add_argument("--seed", type=int, help="random seed (default 0)")
-    evolution.add_argument("--max-generations", type=int, metavar="K",
+    evolution.add_argument("--population", type=N.POPULATION, metavar="P", help="population size")
+    evolution.add_argument("--epochs", type=N.EPOCHS, help="total epochs, warmup included")
+    evolution.add_argument("--warmup", type=N.EPOCHS0, metavar="E_WARM", help="warmup epochs on uniformly random paths")
+    evolution.add_argument("--evolve-every", type=N.EPOCHS, metavar="E_PARAM", help="epochs between generations")
+    evolution.add_argument("--arch-batch", type=N.POPULATION, metavar="B", help="architectures per SGD step (eq. 3)")
+    evolution.add_argument("--expand", type=N.RATE, metavar="T", help="offspring per generation, as a multiple of P")
+    evolution.add_argument("--seed", type=N.SEED, help="random seed (default 0)")
+    evolution.add_argument("--max-generations", type=N.COUNT, metavar="K",
                            help="stop after generation K (resume later with --resume)")
     data = parser.add_argument_group("data and SuperNet")
     data.add_argument("--dataset", choices=DATASETS,
                       help="digits (embedded, default), cifar10 (torchvision layout) or imagefolder (train/<class>/)")
     data.add_argument("--data-dir", help="dataset folder for cifar10 / imagefolder")
-    data.add_argument("--input-size", type=int, help="image side for cifar10 / imagefolder (default 32)")
-    data.add_argument("--C", type=int, help="SuperNet initial channels")
-    data.add_argument("--layers", type=int, help="SuperNet cells")
-    data.add_argument("--batch-size", type=int, help="images per SGD step")
-    data.add_argument("--max-train-batches", type=int, metavar="N", help="cap on SGD steps per epoch (quick runs)")
-    data.add_argument("--max-val-batches", type=int, metavar="N", help="cap on validation batches per individual")
-    data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
+    data.add_argument("--input-size", type=N.INPUT_SIZE, help="image side for cifar10 / imagefolder (default 32)")
+    data.add_argument("--C", type=N.CHANNELS, help="SuperNet initial channels")
+    data.add_argument("--layers", type=N.LAYERS, help="SuperNet cells")
+    data.add_argument("--batch-size", type=N.BATCH, help="images per SGD step")
+    data.add_argument("--max-train-batches", type=N.COUNT, metavar="N", help="cap on SGD steps per epoch (quick runs)")
+    data.add_argument("--max-val-batches", type=N.COUNT, metavar="N", help="cap on validation batches per individual")
+    data.add_argument("--workers", type=N.WORKERS, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
     parser.add_argument("--device", default="auto", help="torch device of the search: auto (CUDA if available), cpu "
                         "or cuda; under torchrun each process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). "
                         "(Deprecated: 'local' for --latency-table local on the auto device.)")
-    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
+    parser.add_argument("--threads", type=N.THREADS, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
                         "the CPU, where more threads only cost; PyTorch's default otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no per-generation log lines")
     return parser
