@@ -13,7 +13,7 @@ from ..formats import ONNX
 from ..space import NETWORK_KINDS
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from . import _numbers as N
-from ._common import CliParser, run_command
+from ._common import CliParser, out_folder, removed_if_failed, run_command
 
 __all__ = ["main"]
 
@@ -29,8 +29,8 @@ def _parser() -> CliParser:
     parser.add_argument("--checkpoint", type=Path, help="model.pt or checkpoint.pt written by cars-train")
     parser.add_argument("--format", default=ONNX.name, help=f"comma-separated formats among "
                         f"{', '.join(EXPORTERS.names())} (default {ONNX.name})")
-    parser.add_argument("--out", type=Path, default=Path("export"), help="output folder (default ./export)")
-    parser.add_argument("--name", default="model", help="file stem (default model)")
+    parser.add_argument("--out", type=out_folder, default=Path("export"), help="output folder (default ./export)")
+    parser.add_argument("--name", type=_file_stem, default="model", help="file stem (default model)")
     sizes = parser.add_argument_group("network size without a checkpoint (with one, these must match it)")
     sizes.add_argument("--dataset", choices=DATASETS, help="whose classes and normalisation (default cifar10)")
     sizes.add_argument("--data-dir", type=Path, help="imagefolder: folder holding train/<class>/")
@@ -44,6 +44,13 @@ def _parser() -> CliParser:
     parser.add_argument("--seed", type=N.SEED, default=0, help="seeds random weights and verification inputs")
     parser.add_argument("--json", action="store_true", help="print one JSON line per exported file")
     return parser
+
+
+def _file_stem(text: str) -> str:
+    """``--name``: a plain file name stem, never a path (``../x`` would write outside ``--out``)."""
+    if not text.strip() or text in (".", "..") or any(c in text for c in "/\\\0") or len(text) > 200:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a file name stem (no slashes, not empty)")
+    return text
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -67,7 +74,8 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     source = load_export_source(genotype, checkpoint=args.checkpoint, request=request, seed=args.seed)
-    results = export_model(source, config, label=describe_genotype_spec(args.genotype))
+    with removed_if_failed(args.out):
+        results = export_model(source, config, label=describe_genotype_spec(args.genotype))
     for result in results:
         if args.json:
             print(json.dumps({"format": result.format, "path": str(result.path), "card": str(result.card_path),

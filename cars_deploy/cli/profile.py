@@ -32,7 +32,7 @@ from ..profilers.protocol import ProtocolConfig
 from ..profilers.table import table_files
 from ..space.networks import NETWORK_KINDS, NetworkConfig
 from . import _numbers as N
-from ._common import CliParser, run_command
+from ._common import CliParser, out_folder, out_prefix, run_command
 
 __all__ = ["main"]
 
@@ -49,7 +49,7 @@ def _parser() -> CliParser:
     parser.add_argument("--runtime", choices=[fmt.runtime for fmt in timing_export_formats()], default=ONNX.runtime,
                         help="model format and runtime for the blocks (default: onnxruntime)")
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--out", metavar="PATH", help="table to write or extend: PATH.csv + PATH.json (e.g. latency_tables/NAME)")
+    what.add_argument("--out", type=out_prefix, metavar="PATH", help="table to write or extend: PATH.csv + PATH.json (e.g. latency_tables/NAME)")
     what.add_argument("--model", metavar="FILE|NAME", help="time one whole model (.onnx, .ptl, .pte) instead of blocks, or "
                       "a torchvision baseline by name (mobilenet_v2, mnasnet1_0, shufflenet_v2_x2_0; random weights, "
                       "exported like the blocks, input --input-size or 224)")
@@ -95,8 +95,8 @@ def _parser() -> CliParser:
     cal.add_argument("--calibration-runs", type=N.COUNT, metavar="R", help="timed calls per network and round (default 10)")
     cal.add_argument("--baselines", action="store_true", help="also time torchvision's mobilenet_v2, mnasnet1_0 and "
                      "shufflenet_v2_x2_0 in the same session (measured only; listed in the report)")
-    cal.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: PATH.calibration/ beside the table)")
-    parser.add_argument("--cache-dir", type=Path, help="exported block models (default: the user cache dir)")
+    cal.add_argument("--report", type=out_folder, metavar="DIR", help="report folder (default: PATH.calibration/ beside the table)")
+    parser.add_argument("--cache-dir", type=out_folder, help="exported block models (default: the user cache dir)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
 

@@ -20,7 +20,7 @@ from ..search.context import ProcessContext
 from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
 from . import _numbers as N
-from ._common import CliParser, run_command
+from ._common import CliParser, out_folder, run_command
 
 __all__ = ["main", "config_from_args"]
 
@@ -61,7 +61,7 @@ def _parser() -> CliParser:
         f"warmup, a generation every {d.evolve_every}, B={d.arch_batch}, t={d.expand:g}).",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", metavar="RUN", help="new run folder")
+    where.add_argument("--out", type=out_folder, metavar="RUN", help="new run folder")
     where.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint (its saved settings)")
     parser.add_argument("--overwrite", action="store_true", help="with --out: replace a run already in RUN")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",

@@ -15,7 +15,7 @@ from ..space import NETWORK_KINDS, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ..train import PRESET_NETWORK, PRESETS, TrainConfig, Trainer
 from . import _numbers as N
-from ._common import CliParser, run_command
+from ._common import CliParser, out_folder, removed_if_failed, run_command
 
 __all__ = ["main"]
 
@@ -48,7 +48,7 @@ def _parser() -> CliParser:
     parser.add_argument("--max-train-batches", type=N.COUNT, help="cap batches per epoch (quick runs)")
     parser.add_argument("--max-test-images", type=N.COUNT, help="test on a fixed random subset of this many images")
     parser.add_argument("--eval-every", type=N.EPOCHS, default=1, help="evaluate the test split every N epochs")
-    parser.add_argument("--out", type=Path, help="output folder (default runs/train-NAME)")
+    parser.add_argument("--out", type=out_folder, help="output folder (default runs/train-NAME)")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", type=Path, metavar="CKPT",
                         help="resume from this checkpoint (OUT/checkpoint.pt is resumed automatically)")
@@ -123,7 +123,9 @@ def _run(args: argparse.Namespace) -> int:
         deterministic=not args.cudnn_benchmark,
     )
     resume: Any = "never" if args.fresh else (args.resume or "auto")
-    result = trainer.fit(args.out or _default_out(args.genotype), resume=resume, eval_every=args.eval_every)
+    out = args.out or _default_out(args.genotype)
+    with removed_if_failed(out):
+        result = trainer.fit(out, resume=resume, eval_every=args.eval_every)
     if args.json:
         print(json.dumps(result.card))
     else:

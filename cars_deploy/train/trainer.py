@@ -225,13 +225,16 @@ class Trainer:
         if eval_every < 1:
             raise UserInputError(f"eval_every must be at least 1, got {eval_every}")
         source = _resume_source(resume, Path(out_dir) / CHECKPOINT_NAME)
-        _ = self.train_loader, self.test_loader  # a missing dataset fails here, before any folder is made
+        # Everything that can be refused is checked before the output folder is made: the checkpoint
+        # resumed (read and matched to this run), then the dataset.
+        resumed = self._restore(load_checkpoint(source, map_location=self.device), source=str(source)) if source else None
+        _ = self.train_loader, self.test_loader  # a missing or damaged dataset fails here, before any folder is made
         out = prepare_output_dir(out_dir)
         checkpoint_path = out / CHECKPOINT_NAME
         history: list[EpochRecord] = []
         start = 0
-        if source is not None:
-            start, history = self._restore(load_checkpoint(source, map_location=self.device), source=str(source))
+        if resumed is not None:
+            start, history = resumed
         else:
             torch.manual_seed(self.config.seed)
             self.order_generator.manual_seed(self.config.seed)
