@@ -2,7 +2,8 @@
 anything out of range or not finite, so that a bad number is one ``error:`` line and exit 2 before any
 file or folder is created (argparse turns ``ArgumentTypeError`` into a usage error).
 
-Each type is made by a small factory rather than by argparse's ``type=int`` plus checks later: a check
+Each type is a small callable dataclass (its bounds readable, e.g. by the tests) rather than argparse's
+``type=int`` plus checks later: a check
 after parsing runs after some command already did work (``--layers 100000`` used to build for 45 s);
 here the value never reaches the command. The network bounds come from ``space.networks`` so the
 library's ``NetworkConfig.validate`` and the command line refuse the same sizes.
@@ -11,13 +12,13 @@ from __future__ import annotations
 
 import argparse
 import math
-from typing import Callable
+from dataclasses import dataclass
 
 from ..space.networks import MAX_C, MAX_CLASSES, MAX_INPUT_SIZE, MAX_LAYERS
 
 __all__ = [
-    "int_in",
-    "float_in",
+    "IntRange",
+    "FloatRange",
     "SEED",
     "CHANNELS",
     "LAYERS",
@@ -48,64 +49,68 @@ MAX_SEED = 2**32 - 1
 _MAX_COUNT = 10**9
 
 
-def int_in(low: int, high: int) -> Callable[[str], int]:
+@dataclass(frozen=True)
+class IntRange:
     """An argparse type: a decimal integer in ``low..high``."""
 
-    def parse(text: str) -> int:
+    low: int  # smallest accepted value
+    high: int  # largest accepted value
+
+    def __call__(self, text: str) -> int:
         stripped = text.strip()
         # Refuse absurd literals before int() parses them (int() of 10**6 digits is slow and pointless).
         if len(stripped) > 24:
-            raise argparse.ArgumentTypeError(f"{text[:30]!r}... is not an integer in {low}..{high}")
+            raise argparse.ArgumentTypeError(f"{text[:30]!r}... is not an integer in {self.low}..{self.high}")
         try:
             value = int(stripped)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {low}..{high}")
+        if not self.low <= value <= self.high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range; expected {self.low}..{self.high}")
         return value
 
-    parse.__name__ = "integer"
-    return parse
 
+@dataclass(frozen=True)
+class FloatRange:
+    """An argparse type: a finite number between ``low`` and ``high`` (excluded where ``*_open``)."""
 
-def float_in(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Callable[[str], float]:
-    """An argparse type: a finite number in the interval from ``low`` to ``high`` (open where asked)."""
-    interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    low: float  # lower bound
+    high: float  # upper bound
+    low_open: bool = False  # True: ``low`` itself is refused
+    high_open: bool = False  # True: ``high`` itself is refused
 
-    def parse(text: str) -> float:
+    def __call__(self, text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
         if not math.isfinite(value):
             raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
-        too_low = value <= low if low_open else value < low
-        too_high = value >= high if high_open else value > high
+        too_low = value <= self.low if self.low_open else value < self.low
+        too_high = value >= self.high if self.high_open else value > self.high
         if too_low or too_high:
+            interval = f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
             raise argparse.ArgumentTypeError(f"{value:g} is out of range; expected a number in {interval}")
         return value
 
-    parse.__name__ = "number"
-    return parse
 
-
-SEED = int_in(0, MAX_SEED)  # random seeds
-CHANNELS = int_in(2, MAX_C)  # --C
-LAYERS = int_in(3, MAX_LAYERS)  # --layers
-INPUT_SIZE = int_in(1, MAX_INPUT_SIZE)  # --input-size (the network checks the multiple it needs)
-CLASSES = int_in(1, MAX_CLASSES)  # --classes / --num-classes
-COUNT = int_in(1, _MAX_COUNT)  # positive counts: batches, rounds, runs, images, networks
-COUNT0 = int_in(0, _MAX_COUNT)  # counts where 0 means none: warmup calls, Cutout side, reconnections
-EPOCHS = int_in(1, 100_000)  # epochs (the paper's longest run is 600)
-BATCH = int_in(1, 1_000_000)  # images or models per step or call
-WORKERS = int_in(0, 256)  # data-loading processes
-THREADS = int_in(1, 1024)  # intra-op / PyTorch threads
-RATE = float_in(0.0, 1e3, low_open=True)  # learning rates, tolerances, offspring multiples: > 0
-NON_NEGATIVE = float_in(0.0, 1e6)  # weight decay, loss weights, Celsius thresholds: >= 0
-PROBABILITY = float_in(0.0, 1.0, high_open=True)  # drop-path and similar probabilities: [0, 1)
-SECONDS = float_in(0.0, 7 * 24 * 3600.0, low_open=True)  # timeouts: > 0, at most a week
-PERCENTILE = float_in(0.0, 100.0)  # percentiles
-EPOCHS0 = int_in(0, 100_000)  # epochs where 0 is allowed (search warmup)
-POPULATION = int_in(1, 100_000)  # population size, architectures per step (the config checks P >= 2)
-RECONNECTS = int_in(0, 1000)  # reconnections after a dropped connection
-VERIFY_INPUTS = int_in(1, 10_000)  # random input batches compared per exported format
+SEED = IntRange(0, MAX_SEED)  # random seeds
+CHANNELS = IntRange(2, MAX_C)  # --C
+LAYERS = IntRange(3, MAX_LAYERS)  # --layers
+INPUT_SIZE = IntRange(1, MAX_INPUT_SIZE)  # --input-size (the network checks the multiple it needs)
+CLASSES = IntRange(1, MAX_CLASSES)  # --classes / --num-classes
+COUNT = IntRange(1, _MAX_COUNT)  # positive counts: batches, rounds, runs, images, networks
+COUNT0 = IntRange(0, _MAX_COUNT)  # counts where 0 means none: warmup calls, Cutout side, reconnections
+EPOCHS = IntRange(1, 100_000)  # epochs (the paper's longest run is 600)
+BATCH = IntRange(1, 1_000_000)  # images or models per step or call
+WORKERS = IntRange(0, 256)  # data-loading processes
+THREADS = IntRange(1, 1024)  # intra-op / PyTorch threads
+RATE = FloatRange(0.0, 1e3, low_open=True)  # learning rates, tolerances, offspring multiples: > 0
+NON_NEGATIVE = FloatRange(0.0, 1e6)  # weight decay, loss weights, Celsius thresholds: >= 0
+PROBABILITY = FloatRange(0.0, 1.0, high_open=True)  # drop-path and similar probabilities: [0, 1)
+SECONDS = FloatRange(0.0, 7 * 24 * 3600.0, low_open=True)  # timeouts: > 0, at most a week
+PERCENTILE = FloatRange(0.0, 100.0)  # percentiles
+EPOCHS0 = IntRange(0, 100_000)  # epochs where 0 is allowed (search warmup)
+POPULATION = IntRange(1, 100_000)  # population size, architectures per step (the config checks P >= 2)
+RECONNECTS = IntRange(0, 1000)  # reconnections after a dropped connection
+VERIFY_INPUTS = IntRange(1, 10_000)  # random input batches compared per exported format
