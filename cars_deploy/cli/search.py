@@ -87,7 +87,7 @@ def _parser() -> CliParser:
     evolution.add_argument("--arch-batch", type=N.POPULATION, metavar="B", help="architectures per SGD step (eq. 3)")
     evolution.add_argument("--expand", type=N.RATE, metavar="T", help="offspring per generation, as a multiple of P")
     evolution.add_argument("--seed", type=N.SEED, help="random seed (default 0)")
-    evolution.add_argument("--max-generations", type=N.COUNT, metavar="K",
+    evolution.add_argument("--max-generations", type=N.COUNT0, metavar="K",
                            help="stop after generation K (resume later with --resume)")
     data = parser.add_argument_group("data and SuperNet")
     data.add_argument("--dataset", choices=DATASETS,
@@ -156,8 +156,6 @@ def _search(args: argparse.Namespace, context: ProcessContext) -> int:
     quiet = args.quiet or not context.is_main
     logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if quiet else logging.INFO)
     start = time.perf_counter()
-    if args.max_generations is not None and args.max_generations < 0:
-        raise UserInputError("--max-generations must be >= 0")
     if args.threads is not None and args.threads < 1:
         raise UserInputError("--threads must be at least 1")
     if args.resume:
