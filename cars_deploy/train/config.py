@@ -162,7 +162,10 @@ class TrainConfig:
         """Inverse of ``to_dict``; unknown keys, values of the wrong type or out of range are a
         ``UserInputError`` naming ``where`` (the file) and the field, so that a foreign file is not misread."""
         config = dataclass_from_dict(cls, data, where)
-        config.validate()
+        try:
+            config.validate()
+        except UserInputError as exc:
+            raise UserInputError(f"{where}: {exc}") from None
         return config
 
 
