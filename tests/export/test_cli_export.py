@@ -50,7 +50,7 @@ def _bad_checkpoints(trained, folder):
         ("inconsistent", ["DARTS_V2", "--checkpoint", "{bad}/inconsistent.pt"], "do not fit"),
         ("missing", ["DARTS_V2", "--checkpoint", "{bad}/missing.pt"], "not found"),
         ("unknown format", ["DARTS_V2", "--format", "onnx,tflite"], "unknown export format 'tflite'"),
-        ("unwritable output", ["DARTS_V2", "--C", "4", "--layers", "3", "--out", "{bad}/truncated.pt/sub"], "cannot write"),
+        ("unwritable output", ["DARTS_V2", "--C", "4", "--layers", "3", "--out", "{bad}/truncated.pt/sub"], "which is a file"),
         ("bad name", ["DARTS_V2", "--name", "../escape"], "plain file stem"),
     ],
 )

@@ -156,7 +156,7 @@ CASES: list[tuple[str, Setup, str, list[str], int, str]] = [
     ("search --out under a file", lambda r: _write(r, {"f": "x"}), "cars-search", ["--out", "f/run"], 2, "which is a file"),
     ("search --out a file", lambda r: _write(r, {"f": "x"}), "cars-search", ["--out", "f"], 2, "existing file"),
     ("export --out under a file", lambda r: _write(r, {"f": "x"}), "cars-export", ["CARS_H", "--out", "f/e"], 2, "which is a file"),
-    ("export --name with a slash", lambda r: None, "cars-export", ["CARS_H", "--name", "../x"], 2, "file name stem"),
+    ("export --name with a slash", lambda r: None, "cars-export", ["CARS_H", "--name", "../x"], 2, "plain file stem"),
     ("profile --out under a file", lambda r: _write(r, {"f": "x"}), "cars-profile", ["--device", "local", "--out", "f/t"], 2,
      "which is a file"),
     ("profile --out empty", lambda r: None, "cars-profile", ["--device", "local", "--out", ""], 2, "empty path"),

@@ -39,7 +39,7 @@ def test_unwritable_output_directory(tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     err = _one_line_exit_2(["CARS_A", *QUICK, "--out", str(blocker / "run")], capsys)
-    assert "cannot write to output directory" in err
+    assert "which is a file" in err  # refused while parsing, before any work
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]
 
 
