@@ -114,11 +114,13 @@ class RunDir:
             data = json.loads(run.config_path.read_text())
         except (OSError, ValueError, RecursionError) as exc:
             raise UserInputError(
-                f"{run.config_path} is unreadable ({exc}); the run cannot be resumed "
+                f"{run.config_path} is unreadable or not a search config ({exc}); the run cannot be resumed "
                 f"(start it over with --out {run.path} --overwrite)"
             ) from None
         if not isinstance(data, dict) or not isinstance(data.get("search"), dict):
-            raise UserInputError(f"{run.config_path} is not a search config (no 'search' object); the run cannot be resumed")
+            raise UserInputError(
+                f"{run.config_path} is unreadable or not a search config (no 'search' object); the run cannot be resumed"
+            )
         # The one place a saved config is read: types by from_dict, ranges by validate, each naming the file.
         config = SearchConfig.from_dict(data["search"], where=str(run.config_path))
         try:
