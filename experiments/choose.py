@@ -7,7 +7,7 @@
 - ``random_pool`` / ``match_by_params``: the random-search baseline of experiment 2 - uniformly random
   genotypes (``random_genotype``, the distribution the search starts from), each matched to a CARS
   model by the nearest parameter count.
-- ``space_bounds``: the smallest and largest parameter count of any genotype of the DARTS space on a
+- ``space_bounds``: the smallest and largest parameter count of any genotype of a space (an op set) on a
   network. A count is a fixed part plus one term per edge, and a node's two edges choose their inputs
   and ops independently of the other nodes, so the extremes are found node by node: every choice of
   one node (inputs and ops) is counted with the rest of the genotype fixed, and each node keeps its
@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from cars_deploy.search.selection import non_dominated_fronts
-from cars_deploy.space import NUM_NODES, PRIMITIVES, Genotype, random_genotype
+from cars_deploy.space import NUM_NODES, PUBLISHED_OPS, Genotype, random_genotype
+from cars_deploy.space.op_sets import primitive_indices
 
 __all__ = ["CostFn", "match_by_params", "pareto_picks", "random_pool", "space_bounds", "spread"]
 
@@ -60,12 +61,14 @@ def pareto_picks(accuracy: Sequence[float], params: Sequence[float], k: int) -> 
     return picks
 
 
-def random_pool(rng: np.random.Generator, n: int, *, exclude: Sequence[Genotype] = ()) -> list[Genotype]:
-    """``n`` distinct uniformly random genotypes (by canonical form), none equal to one of ``exclude``."""
+def random_pool(
+    rng: np.random.Generator, n: int, *, exclude: Sequence[Genotype] = (), ops: Sequence[str] = PUBLISHED_OPS
+) -> list[Genotype]:
+    """``n`` distinct uniformly random genotypes over ``ops`` (by canonical form), none equal to one of ``exclude``."""
     seen = {g.canonical() for g in exclude}
     pool: list[Genotype] = []
     while len(pool) < n:
-        genotype = random_genotype(rng)
+        genotype = random_genotype(rng, ops=ops)
         canonical = genotype.canonical()
         if canonical not in seen:
             seen.add(canonical)
@@ -88,26 +91,29 @@ def match_by_params(targets: Sequence[float], pool_params: Sequence[float]) -> l
     return matches
 
 
-def _node_choices(node: int) -> list[np.ndarray]:
-    """Every ``(2, 2)`` array of (input, op index) a node can hold: two distinct inputs, any two ops."""
+def _node_choices(node: int, ops: Sequence[str]) -> list[np.ndarray]:
+    """Every ``(2, 2)`` array of (input, op index) a node can hold: two distinct inputs, any two of ``ops``."""
     choices = []
     for a, b in itertools.combinations(range(node), 2):
-        for op_a, op_b in itertools.product(range(len(PRIMITIVES)), repeat=2):
+        for op_a, op_b in itertools.product(primitive_indices(ops), repeat=2):
             choices.append(np.array([[a, op_a], [b, op_b]]))
     return choices
 
 
-def space_bounds(cost: CostFn) -> tuple[tuple[float, Genotype], tuple[float, Genotype]]:
+def space_bounds(
+    cost: CostFn, *, ops: Sequence[str] = PUBLISHED_OPS
+) -> tuple[tuple[float, Genotype], tuple[float, Genotype]]:
     """``((smallest count, its genotype), (largest count, its genotype))`` of an additive count over the
-    DARTS space (see the module docstring)."""
+    space of ``ops`` (see the module docstring)."""
     base = np.zeros((2, NUM_NODES, 2, 2), dtype=np.int64)  # (cell, node, edge, (input, op))
-    base[..., 0, 0], base[..., 1, 0] = 0, 1  # every node reads inputs 0 and 1 with op 0
+    base[..., 0, 0], base[..., 1, 0] = 0, 1  # every node reads inputs 0 and 1
+    base[..., 1] = primitive_indices(ops)[0]  # with an op of the space
     extremes: list[tuple[float, Genotype]] = []
     for pick in (np.argmin, np.argmax):
         code = base.copy()
         for cell in range(2):
             for node in range(NUM_NODES):
-                choices = _node_choices(node + 2)
+                choices = _node_choices(node + 2, ops)
                 trials = []
                 for choice in choices:
                     trial = code.copy()

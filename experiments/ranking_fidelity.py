@@ -93,10 +93,11 @@ def choose_genotypes(
 
 def supernet_accuracy(
     run: Path, genotypes: Sequence[Genotype], *, val_batches: int | None, recalibration_batches: int | None,
-    device: str, show_progress: bool = True,
+    device: str, show_progress: bool = True, modes: Mapping[str, bool] = MODES,
 ) -> dict[str, np.ndarray]:
-    """Validation accuracy of each genotype on the final SuperNet of the search in ``run``, in both
-    ``MODES``. Same validation split as the search (same seed); ``val_batches`` batches of 256 images
+    """Validation accuracy of each genotype on the final SuperNet of the search in ``run``, in each of
+    ``modes`` (name -> with BN re-estimation; both ``MODES`` by default). Same validation split as the
+    search (same seed); ``val_batches`` batches of 256 images
     (None: the whole split) and ``recalibration_batches`` training batches for BN re-estimation (None:
     the search's setting)."""
     _, config = RunDir.open(run)
@@ -110,7 +111,7 @@ def supernet_accuracy(
     network = NetworkConfig(kind="cifar", C=config.C, layers=config.layers, num_classes=data.info.num_classes,
                             input_size=data.info.input_size, affine=False)
     out: dict[str, np.ndarray] = {}
-    for mode, recalibrate in MODES.items():
+    for mode, recalibrate in modes.items():
         evaluator = Evaluator(
             SuperNet(network).to(torch_device),
             val_batches=data.val_batches(),

@@ -24,12 +24,12 @@ from ..formats import ONNX, PTE, format_for_runtime, format_for_suffix, suffix_c
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.report import format_summary
 from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
-from ..profilers.builder import ProfileConfig, build_table, time_model
+from ..profilers.builder import ProfileConfig, build_table, partial_path, time_model
 from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
 from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
-from ..profilers.table import table_files
+from ..profilers.table import lock_table, table_files
 from ..space.networks import NETWORK_KINDS, NetworkConfig
 from . import _numbers as N
 from ._common import CliParser, out_folder, out_prefix, run_command
@@ -194,15 +194,17 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         out=Path(args.out), networks=(network,), protocol=protocol, cache_dir=cache_dir,
         command=" ".join(["cars-profile", *(shlex.quote(a) for a in argv)]),
     )
-    device = open_device(spec, _options(args, args.runtime, spec.kind))
-    try:
-        report = build_table(device, config)
-        validation = None
-        if calibration is not None:
-            validation = calibrate_table(device, table_files(args.out)[0], calibration, cache_dir=cache_dir, network=network,
-                                         report_dir=args.report, command=config.command)
-    finally:
-        device.close()
+    # The table's lock for the whole job (build, then calibration): a second run is refused before any connection.
+    with lock_table(config.out, also=(partial_path(config.out),)):
+        device = open_device(spec, _options(args, args.runtime, spec.kind))
+        try:
+            report = build_table(device, config)
+            validation = None
+            if calibration is not None:
+                validation = calibrate_table(device, table_files(args.out)[0], calibration, cache_dir=cache_dir,
+                                             network=network, report_dir=args.report, command=config.command)
+        finally:
+            device.close()
     table = report.table
     summary = {"table": str(table.path or args.out), "blocks": len(table), "new_blocks": report.new_blocks,
                "resumed_samples": report.resumed_samples, "elapsed_s": round(report.elapsed_s, 2), "overhead_ms": report.overhead_ms,

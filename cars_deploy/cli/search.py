@@ -19,6 +19,8 @@ from ..search.config import DEPLOY_NETWORKS, PRESETS, SELECTIONS, SearchConfig, 
 from ..search.context import ProcessContext
 from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
+from ..search.path_sampling import PATH_SAMPLINGS
+from ..space.op_sets import OP_SETS
 from . import _numbers as N
 from ._common import CliParser, out_folder, run_command
 
@@ -47,6 +49,9 @@ _CONFIG_FLAGS: dict[str, str] = {
     "max_val_batches": "max_val_batches",
     "workers": "num_workers",
     "bn_recalibration": "bn_recalibration",
+    "bn_recalibration_batches": "bn_recalibration_batches",
+    "op_set": "op_set",
+    "path_sampling": "path_sampling",
 }
 
 
@@ -86,6 +91,12 @@ def _parser() -> CliParser:
     evolution.add_argument("--evolve-every", type=N.EPOCHS, metavar="E_PARAM", help="epochs between generations")
     evolution.add_argument("--arch-batch", type=N.POPULATION, metavar="B", help="architectures per SGD step (eq. 3)")
     evolution.add_argument("--expand", type=N.RATE, metavar="T", help="offspring per generation, as a multiple of P")
+    evolution.add_argument("--path-sampling", choices=PATH_SAMPLINGS,
+                           help="warmup paths: uniform (section 3.4, default) or fair (FairNAS: within each group "
+                           "of steps every op of every edge is trained exactly once)")
+    evolution.add_argument("--op-set", choices=tuple(OP_SETS),
+                           help="ops that sampling and mutation draw: published (the 7 ops of every published "
+                           "genotype, default) or darts (all 8, 'none' included, as section 3.4 samples)")
     evolution.add_argument("--seed", type=N.SEED, help="random seed (default 0)")
     evolution.add_argument("--max-generations", type=N.COUNT0, metavar="K",
                            help="stop after generation K (resume later with --resume)")
@@ -102,6 +113,8 @@ def _parser() -> CliParser:
     data.add_argument("--workers", type=N.WORKERS, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
+    data.add_argument("--bn-recalibration-batches", type=N.COUNT, metavar="N",
+                      help="training batches that re-estimate BN statistics per individual (default 2)")
     parser.add_argument("--device", default="auto", help="torch device of the search: auto (CUDA if available), cpu "
                         "or cuda; under torchrun each process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). "
                         "(Deprecated: 'local' for --latency-table local on the auto device.)")
@@ -176,11 +189,14 @@ def _search(args: argparse.Namespace, context: ProcessContext) -> int:
         raise UserInputError("--overwrite replaces a run given with --out; it does not go with --resume")
     search = open_search(args.resume or args.out, config, resume=bool(args.resume), overwrite=args.overwrite,
                          distributed=context)
-    result = search.run(max_generations=args.max_generations)
-    if not context.is_main:
-        return 0
-    if args.verify_on:
-        result = verify_search(result, config, device=args.verify_on)
+    try:  # the run folder stays locked until its last file (a verified pareto.csv) is written
+        result = search.run(max_generations=args.max_generations)
+        if not context.is_main:
+            return 0
+        if args.verify_on:
+            result = verify_search(result, config, device=args.verify_on)
+    finally:
+        search.close()
     _print_summary(result, search.config, time.perf_counter() - start)
     return 0
 

@@ -5,7 +5,10 @@ run it and PyTorch on the same seeded random inputs. Only when every format's la
 difference of the logits is under the tolerance are the files renamed to their final names
 (``os.replace``, atomic) and their model cards written beside them: a call writes all its formats or
 none. Every check that can fail on user input (format names, optional dependencies, the checkpoint,
-the output folder) runs before the first file is written.
+the output folder) runs before the first file is written. A model and its card are a pair: the old card
+is deleted before the new model takes its place and the new card follows, so a kill in between leaves
+a model without a card, never a card describing another model. An export holds the lock of its name
+in the folder (``cars_deploy._locks``) and first deletes the temporary files a killed export of that name left.
 """
 from __future__ import annotations
 
@@ -20,7 +23,8 @@ from typing import Any
 
 import torch
 
-from .._io import default_file_mode
+from .._io import default_file_mode, fsync_dir, remove_stale_temps
+from .._locks import hold_lock
 from ..errors import UserInputError
 from ..formats import ONNX
 from ..train.model_card import build_model_card, write_model_card
@@ -77,6 +81,15 @@ def export_model(source: ExportSource, config: ExportConfig, *, label: str | Non
     """Writes ``source``'s network in every format of ``config``, verified, each with a model card."""
     exporters = check_export_config(config)
     out = prepare_output_dir(config.out_dir)
+    with hold_lock(out / config.name, what=f"export {out / config.name}"):
+        names = [f"{config.name}{e.suffix}" for e in exporters]
+        remove_stale_temps(out, names + [card_path_for(out / n).name for n in names])
+        return _export(source, config, exporters, out, label)
+
+
+def _export(
+    source: ExportSource, config: ExportConfig, exporters: list[Exporter], out: Path, label: str | None
+) -> list[ExportResult]:
     base_card = build_model_card(
         genotype=source.genotype,
         network=source.network,
@@ -153,7 +166,11 @@ def _commit(item: _Staged, out: Path, config: ExportConfig, base_card: dict[str,
     exporter = item.exporter
     final = out / f"{config.name}{exporter.suffix}"
     os.chmod(item.tmp, default_file_mode())  # mkstemp makes it private; a shipped model is an ordinary file
+    card_path = card_path_for(final)
+    card_path.unlink(missing_ok=True)  # never a card beside a model it does not describe, even after a kill
+    fsync_dir(out)
     os.replace(item.tmp, final)
+    fsync_dir(out)
     card = dict(base_card)
     card["export"] = {
         "format": exporter.name,
@@ -172,7 +189,6 @@ def _commit(item: _Staged, out: Path, config: ExportConfig, base_card: dict[str,
         "notes": item.written.notes,
         **item.written.details,
     }
-    card_path = card_path_for(final)
     write_model_card(card_path, card)
     return ExportResult(exporter.name, final, card_path, item.diff, item.written.notes, item.seconds)
 

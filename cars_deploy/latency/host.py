@@ -5,7 +5,9 @@ no setup: the first search that asks profiles the network's blocks (about 20 s f
 network), fits a quick calibration on a few whole random networks (about a minute; without a
 held-out ceiling: ``cars-profile --calibrate`` is the full validation), and caches the table in the
 user cache folder; later runs load it. A table of the build machine ships with the package
-(``latency_tables/``), but it describes that machine, not the user's.
+(``latency_tables/``), but it describes that machine, not the user's. Two searches that start at once
+do not both build it: the first holds the table's lock (``lock_table``) and the second is refused,
+naming it.
 """
 from __future__ import annotations
 
@@ -13,12 +15,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..profilers.builder import ProfileConfig, build_table
+from ..profilers.builder import ProfileConfig, build_table, partial_path
 from ..profilers.device import DeviceOptions
 from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
-from ..profilers.table import LatencyTable, table_files
+from ..profilers.table import LatencyTable, lock_table, table_files
 from ..space.networks import NetworkConfig
 from .calibration import read_calibration
 from .predictor import network_id
@@ -54,10 +56,21 @@ def ensure_host_table(network: NetworkConfig, config: HostTableConfig = HostTabl
     cache_dir = config.cache_dir or default_cache_dir()
     base = tables_dir / f"host-{network_id(network)}-ort{config.threads}"
     csv, _ = table_files(base)
-    if csv.exists():
-        table = LatencyTable.load(csv)
-        if config.calibrate_networks == 0 or read_calibration(table.meta, network_id(network)) is not None:
-            return csv
+    if csv.exists() and _ready(csv, network, config):
+        return csv
+    with lock_table(base, also=(partial_path(base),)):
+        if not (csv.exists() and _ready(csv, network, config)):  # made by another process meanwhile?
+            _make(base, network, config, cache_dir, show_progress)
+    return csv
+
+
+def _ready(csv: Path, network: NetworkConfig, config: HostTableConfig) -> bool:
+    table = LatencyTable.load(csv)
+    return config.calibrate_networks == 0 or read_calibration(table.meta, network_id(network)) is not None
+
+
+def _make(base: Path, network: NetworkConfig, config: HostTableConfig, cache_dir: Path, show_progress: bool | None) -> None:
+    csv, _ = table_files(base)
     device = open_device("local", DeviceOptions(runtime="onnxruntime", threads=config.threads))
     try:
         if not csv.exists():
@@ -77,4 +90,3 @@ def ensure_host_table(network: NetworkConfig, config: HostTableConfig = HostTabl
             )
     finally:
         device.close()
-    return csv

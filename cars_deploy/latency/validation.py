@@ -21,6 +21,7 @@ CARS models under identical conditions; they are measured only, never fitted on.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import logging
@@ -37,7 +38,7 @@ from ..errors import UserInputError
 from ..profilers.builder import table_settings, time_models
 from ..profilers.device import Device
 from ..profilers.protocol import Measurement, ProtocolConfig
-from ..profilers.table import LatencyTable, TableError, table_files
+from ..profilers.table import LatencyTable, TableError, lock_table, resolve_table, table_files
 from ..space.genotype import Genotype
 from ..space.networks import NetworkConfig
 from .baselines import export_baseline
@@ -154,8 +155,19 @@ def calibrate_table(
 ) -> ValidationResult:
     """Fits and validates the calibration of ``table`` for ``network`` (default: the table's network) on
     ``device``, which must be the device the table was made on; see the module docstring. With ``save``
-    the calibration is stored in the table's sidecar; the report goes to ``report_dir`` (default:
-    ``NAME.calibration/`` beside the table)."""
+    the calibration is stored in the table's sidecar, under the table's lock (``lock_table``) from
+    before it is read; the report goes to ``report_dir`` (default: ``NAME.calibration/`` beside the table)."""
+    path = table.path if isinstance(table, LatencyTable) else resolve_table(table)
+    with lock_table(path) if save and path is not None else contextlib.nullcontext():
+        return _calibrate_table(device, table if isinstance(table, LatencyTable) else path, config, cache_dir=cache_dir,
+                                network=network, report_dir=report_dir, save=save, command=command,
+                                show_progress=show_progress)
+
+
+def _calibrate_table(
+    device: Device, table: Path | LatencyTable, config: ValidationConfig, *, cache_dir: Path,
+    network: NetworkConfig | None, report_dir: Path | None, save: bool, command: str, show_progress: bool | None,
+) -> ValidationResult:
     started = time.perf_counter()
     config.validate()
     table = table if isinstance(table, LatencyTable) else LatencyTable.load(table)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import secrets
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -63,6 +64,7 @@ class AdbDevice:
         self._facts: dict[str, Any] | None = None
         self._runner: Runner | None = None
         self._remote_models: dict[str, str] = {}
+        self._run_id = secrets.token_hex(6)  # names this run's files on the phone (its batch's pid file)
 
     # ----- Device protocol -----------------------------------------------------------------------
     def facts(self) -> dict[str, Any]:
@@ -210,7 +212,7 @@ class AdbDevice:
         entries = [(self._remote_models[m.name], m) for m in models]
         return batch_command(
             self._runner, self.options.remote_dir, entries, runs=runs, warmup=warmup,
-            threads=self.options.threads, cpu_mask=self.options.cpu_mask,
+            threads=self.options.threads, cpu_mask=self.options.cpu_mask, run_id=self._run_id,
         )
 
     def _run_chunk(self, models: Sequence[TimedModel], *, runs: int, warmup: int) -> list[Sample]:
@@ -249,7 +251,7 @@ class AdbDevice:
     def _stop_leftovers(self) -> None:
         """After a drop, stops the interrupted batch if it still runs (its shell's process group), so
         the rerun is not timed next to it. Only a process whose command line carries our marker is hit."""
-        self._connection.shell_once(stop_batch(self.options.remote_dir))
+        self._connection.shell_once(stop_batch(self.options.remote_dir, self._run_id))
 
     def _hottest(self) -> float | None:
         return max_temperature(self._connection.shell(THERMAL_TEMPS, what="reading temperatures").split())

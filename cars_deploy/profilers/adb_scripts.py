@@ -7,8 +7,9 @@ A timing batch (``batch_command``) is one shell call running many models, each u
 when a CPU mask is given, with the thermal-zone temperatures printed before and after each model and
 markers around each runner's output, so that ADB round trips do not dominate; ``parse_batch_output``
 splits its output per model and tells a finished batch from one cut short. The batch writes its
-shell's pid to ``batch.pid``, so that ``stop_batch`` can stop a batch left running by a dropped
-connection (only a process whose command line carries the marker).
+shell's pid to ``batch-RUNID.pid`` (``pid_file``; ``RUNID`` is unique to one ``AdbDevice``), so that
+``stop_batch`` can stop a batch of this run left running by a dropped connection: only a process whose
+command line names this run's pid file, never the batch of another run sharing the phone's folder.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ __all__ = [
     "sha256_of",
     "sha256_listing",
     "batch_command",
+    "pid_file",
     "parse_batch_output",
     "batch_started",
     "stop_batch",
@@ -79,6 +81,13 @@ def sha256_listing(folder: str) -> str:
     return f"cd {shlex.quote(folder)} && sha256sum ./* 2>/dev/null"
 
 
+def pid_file(remote_dir: str, run_id: str) -> str:
+    """The phone-side file holding the pid of run ``run_id``'s timing batch."""
+    if not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", run_id):
+        raise ValueError(f"run id {run_id!r} must be 1-64 letters, digits, '-' or '_'")
+    return f"{remote_dir}/batch-{run_id}.pid"
+
+
 def batch_command(
     runner: Runner,
     remote_dir: str,
@@ -88,14 +97,16 @@ def batch_command(
     warmup: int,
     threads: int,
     cpu_mask: int | None,
+    run_id: str,
 ) -> str:
     """One shell command timing each ``(remote model path, model)`` in turn, with markers and
-    temperatures around each runner call; every path is quoted."""
+    temperatures around each runner call; every path is quoted. Its pid goes to ``pid_file(remote_dir, run_id)``."""
     prefix = ["taskset", format(cpu_mask, "x")] if cpu_mask is not None else []
     runner_path = f"{remote_dir}/{runner.name}"
+    pid = shlex.quote(pid_file(remote_dir, run_id))
     lines = [
         f"cd {shlex.quote(remote_dir)} || exit 97",
-        f"echo $$ > {shlex.quote(remote_dir + '/batch.pid')}",
+        f"echo $$ > {pid}",
         f"t() {{ {THERMAL_TEMPS} | tr '\\n' ' '; }}",
     ]
     for index, (remote_path, model) in enumerate(entries):
@@ -105,7 +116,7 @@ def batch_command(
         lines.append(f'echo "{_MARK}:B:{index}:T:$(t)"')
         lines.append(" ".join(shlex.quote(a) for a in argv) + " 2>&1")
         lines.append(f'r=$?; echo ""; echo "{_MARK}:E:{index}:$r:T:$(t)"')
-    lines.append(f"rm -f {shlex.quote(remote_dir + '/batch.pid')}; echo {_MARK}:DONE")
+    lines.append(f"rm -f {pid}; echo {_MARK}:DONE")
     return "; ".join(lines)
 
 
@@ -132,11 +143,14 @@ def batch_started(output: str) -> bool:
     return _BEGIN.search(output) is not None
 
 
-def stop_batch(remote_dir: str) -> str:
-    """Stops the batch whose pid is in ``remote_dir/batch.pid`` if it still runs (its shell's process
-    group), and removes the pid file."""
-    pid_file = shlex.quote(f"{remote_dir}/batch.pid")
+def stop_batch(remote_dir: str, run_id: str) -> str:
+    """Stops run ``run_id``'s batch whose pid is in its ``pid_file`` if it still runs (its shell's process
+    group) and its command line names that pid file (so a reused pid or another run's batch is never hit),
+    and removes the pid file."""
+    path = pid_file(remote_dir, run_id)
+    quoted, name = shlex.quote(path), shlex.quote(path.rsplit("/", 1)[-1])
     return (
-        f'p=$(cat {pid_file} 2>/dev/null); if [ -n "$p" ] && grep -q {_MARK} /proc/$p/cmdline 2>/dev/null; '
-        f"then kill -TERM -$p 2>/dev/null || kill -TERM $p 2>/dev/null; fi; rm -f {pid_file}"
+        f'p=$(cat {quoted} 2>/dev/null); if [ -n "$p" ] && grep -q {_MARK} /proc/$p/cmdline 2>/dev/null '
+        f"&& grep -qF {name} /proc/$p/cmdline 2>/dev/null; "
+        f"then kill -TERM -$p 2>/dev/null || kill -TERM $p 2>/dev/null; fi; rm -f {quoted}"
     )

@@ -42,26 +42,65 @@ def default_key_path() -> Path:
 def ensure_adb_key(path: Path | None = None) -> Path:
     """The private key at ``path`` (default ``default_key_path()``), created on first use.
 
-    The key is generated inside a fresh private (0700) folder next to its destination and renamed
-    into place, so it is never readable by others, not even for a moment; an existing key with loose
-    permissions is tightened to 0600."""
+    A key is created only where neither ``PATH`` nor ``PATH.pub`` exists, and never replaces a file: an
+    existing ``PATH`` must be an RSA private key with its ``PATH.pub`` beside it, anything else (a
+    folder, a file that is not a key, a key without its ``.pub``, a lone ``.pub``) is a one-line
+    ``UserInputError`` that changes nothing. The key is generated inside a fresh private (0700) folder
+    next to its destination and linked into place (``os.link`` fails rather than overwrite a file that
+    appeared meanwhile), so it is never readable by others, not even for a moment; an existing key with
+    loose permissions is tightened to 0600."""
     from adb_shell.auth.keygen import keygen
 
     path = Path(path) if path is not None else default_key_path()
     public = path.with_name(path.name + ".pub")
-    if path.is_file() and public.is_file():
+    if path.exists() or path.is_symlink() or public.exists() or public.is_symlink():
+        _check_key_pair(path, public)
         if path.stat().st_mode & 0o077:
             os.chmod(path, 0o600)
         return path
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise UserInputError(f"--adb-key {path}: cannot create the key there ({exc.strerror or exc})") from None
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".adbkey-") as folder:
         fresh = Path(folder) / "adbkey"
         keygen(str(fresh))
         os.chmod(fresh, 0o600)
-        os.replace(fresh.with_name("adbkey.pub"), public)
-        os.replace(fresh, path)
+        try:
+            os.link(fresh.with_name("adbkey.pub"), public)
+            try:
+                os.link(fresh, path)
+            except BaseException:
+                public.unlink(missing_ok=True)
+                raise
+        except FileExistsError:
+            raise UserInputError(f"--adb-key {path}: another process created it meanwhile; run the command again") from None
     _log.info("created ADB key %s; the phone will ask once to allow it", path)
     return path
+
+
+def _check_key_pair(path: Path, public: Path) -> None:
+    """Raises ``UserInputError`` unless ``path`` is an RSA private key (PEM) and ``public`` a file beside it."""
+    if path.is_dir():
+        raise UserInputError(f"--adb-key {path} is a folder; give the path of the key file (PATH, with PATH.pub beside it)")
+    if not path.is_file():
+        raise UserInputError(f"--adb-key {path} does not exist but {public.name} does; give the path of an existing "
+                             "key pair, or a new path for a new key")
+    if not public.is_file():
+        raise UserInputError(f"--adb-key {path} exists but {public.name} does not; give a key pair (PATH and PATH.pub) "
+                             "or a new path for a new key (the file is left as it is)")
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(64 * 1024 + 1)
+        key = load_pem_private_key(data, password=None) if len(data) <= 64 * 1024 else None
+    except (OSError, ValueError, TypeError):
+        key = None
+    if not isinstance(key, RSAPrivateKey):
+        raise UserInputError(f"--adb-key {path} is not an RSA private key in PEM format (as adb and cars-profile write); "
+                             "give an ADB key or a new path for a new key (the file is left as it is)")
 
 
 class IncompleteOutput(Exception):

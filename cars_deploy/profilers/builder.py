@@ -5,7 +5,8 @@ the table are never timed again (a rerun with more networks only adds their new 
 round samples of an unfinished run live in ``NAME.partial.json`` (see ``protocol.SampleStore``) so a
 killed run continues where it stopped. Rows are written only once all their rounds are in, through
 ``LatencyTable.with_rows``, which never duplicates a block. The existing table is untouched until the
-final atomic write, so an error midway leaves it as it was.
+final atomic write, so an error midway leaves it as it was. One process at a time builds a table: the
+build holds the table's lock (``table.lock_table``), and a second one is refused at once, naming it.
 
 ``time_model`` is what ``cars-profile --model`` runs: one whole model under the same protocol;
 ``time_models`` times many whole models interleaved (the latency predictor's validation networks).
@@ -27,7 +28,7 @@ from .blocks import EMPTY_KEY, BlockKey, block_input_shapes, network_blocks
 from .device import Device, TimedModel
 from .export_blocks import BlockExporter
 from .protocol import Measurement, ProtocolConfig, SampleStore, aggregate, measure
-from .table import FORMAT, LatencyTable, TableError, table_files
+from .table import FORMAT, LatencyTable, TableError, lock_table, table_files
 
 __all__ = ["ProfileConfig", "BuildReport", "build_table", "time_model", "time_models", "table_settings", "partial_path"]
 
@@ -78,10 +79,21 @@ def partial_path(out: Path) -> Path:
 
 
 def build_table(device: Device, config: ProfileConfig, *, show_progress: bool | None = None) -> BuildReport:
-    """Times every block of ``config.networks`` missing from the table at ``config.out`` and writes it."""
+    """Times every block of ``config.networks`` missing from the table at ``config.out`` and writes it,
+    holding the table's lock."""
+    with lock_table(config.out, also=(partial_path(config.out),)):
+        return _build_table(device, config, show_progress=show_progress)
+
+
+def _build_table(device: Device, config: ProfileConfig, *, show_progress: bool | None) -> BuildReport:
     started = time.perf_counter()
     settings = table_settings(device)
-    csv, _ = table_files(config.out)
+    csv, sidecar = table_files(config.out)
+    if csv.exists() and not sidecar.exists() and partial_path(config.out).exists():
+        # A CSV without its sidecar beside the samples of a run: an older cars-deploy killed between the two
+        # writes. The samples are all still there, so the table is made again from them.
+        _log.warning("%s has no sidecar (a save was killed); it is rebuilt from %s", csv, partial_path(config.out).name)
+        csv.unlink()
     existing = LatencyTable.load(csv) if csv.exists() else None
     if existing is not None and existing.meta.get("settings") != settings:
         old = existing.meta.get("settings", {})

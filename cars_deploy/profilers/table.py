@@ -7,16 +7,22 @@ behind it. The sidecar (``NAME.json``) describes how the table was made: device 
 threads, CPU mask, runner, protocol, networks, temperatures, raw round samples, the command that
 made it, and a ``calibration`` slot the latency predictor fills.
 
-Both files are written atomically (CSV first, then the sidecar), and ``load`` validates them, so a
-table is either the old one or the new one, and a damaged one is a one-line error naming the problem.
+The pair is written so that a kill at any point leaves the old table or the new one, never a mix: the
+new CSV goes to ``.NAME.csv.pending``, then the sidecar (which records the new CSV's SHA-256) replaces
+the old one - the commit point - and the pending CSV is renamed over ``NAME.csv``. A reader that finds a
+pending CSV matching the sidecar reads it (the save was committed); the next writer, holding the table's
+lock (``lock_table``), finishes such a save or discards an uncommitted one. ``load`` validates both
+files, so a damaged table is a one-line error naming the problem.
 A table is named by a path (``latency_tables/NAME``, with or without ``.csv``) or, for the tables
 shipped with the package, by its bare name.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import math
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +31,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .._io import atomic_write_text
+from .._io import atomic_write_text, fsync_dir, remove_stale_temps
+from .._locks import HeldLock, hold_lock
 from ..errors import UserInputError
 from ..space.networks import NetworkConfig
 from .blocks import BLOCK_KINDS, BlockKey
@@ -38,6 +45,7 @@ __all__ = [
     "VALUE_COLUMNS",
     "FORMAT",
     "table_files",
+    "lock_table",
     "resolve_table",
     "builtin_table_dirs",
     "network_flags",
@@ -100,10 +108,47 @@ def table_files(base: str | Path) -> tuple[Path, Path]:
     return base.with_name(base.name + ".csv"), base.with_name(base.name + ".json")
 
 
+def _pending(csv: Path) -> Path:
+    return csv.with_name(f".{csv.name}.pending")
+
+
+def _committed(csv: Path, meta: Any) -> Path | None:
+    """The pending CSV of ``csv`` when the sidecar ``meta`` committed it (a save killed after its commit
+    point), else None."""
+    pending = _pending(csv)
+    digest = meta.get("csv_sha256") if isinstance(meta, dict) else None
+    try:
+        return pending if digest and hashlib.sha256(pending.read_bytes()).hexdigest() == digest else None
+    except OSError:
+        return None
+
+
+def lock_table(base: str | Path, *, also: Sequence[Path] = ()) -> HeldLock:
+    """Holds the lock of the table ``base`` (``cars_deploy._locks``; one process per table), then finishes
+    or discards a save a kill interrupted and deletes the temporary files killed atomic writes left for
+    the table's files and ``also`` (its partial file). Refused with a one-line ``UserInputError`` naming
+    the holder."""
+    csv, sidecar = table_files(base)
+    held = hold_lock(csv, what=f"latency table {csv}")
+    pending = _pending(csv)
+    remove_stale_temps(csv.parent, {csv.name, sidecar.name, pending.name, *(p.name for p in also)})
+    if pending.exists():
+        try:
+            meta = json.loads(sidecar.read_text())
+        except (OSError, ValueError):
+            meta = None
+        if _committed(csv, meta) is not None:
+            os.replace(pending, csv)  # committed before the kill: finish the save
+            fsync_dir(csv.parent)
+        else:
+            pending.unlink()  # killed before its commit point: the old pair stands
+    return held
+
+
 def resolve_table(spec: str | Path) -> Path:
     """The CSV of the table named ``spec``: a path, or a bare name of a shipped table."""
     csv, _ = table_files(spec)
-    if csv.is_file():
+    if csv.is_file() or _pending(csv).is_file():
         return csv
     if len(Path(spec).parts) == 1:
         for folder in builtin_table_dirs():
@@ -134,15 +179,17 @@ class LatencyTable:
         csv = resolve_table(spec)
         _, sidecar = table_files(csv)
         try:
-            frame = pd.read_csv(csv, dtype={"kind": str})
-        except (OSError, ValueError, pd.errors.ParserError) as exc:
-            raise TableError(f"latency table {csv} is unreadable: {exc}") from None
-        try:
             meta = json.loads(sidecar.read_text())
         except FileNotFoundError:
             raise TableError(f"latency table {csv} has no sidecar {sidecar.name}; rebuild it with cars-profile") from None
         except (OSError, ValueError) as exc:
             raise TableError(f"sidecar {sidecar} is unreadable: {exc}") from None
+        try:
+            frame = pd.read_csv(_committed(csv, meta) or csv, dtype={"kind": str})
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise TableError(f"latency table {csv} is unreadable: {exc}") from None
+        if isinstance(meta, dict):
+            meta.pop("csv_sha256", None)  # the pair's commit record, not a description of the table
         table = cls(frame=frame, meta=meta, path=csv)
         table.validate()
         table.frame = _typed(table.frame)
@@ -258,14 +305,19 @@ class LatencyTable:
         return LatencyTable(_typed(frame), json.loads(json.dumps(self.meta)), self.path)
 
     def save(self, base: str | Path) -> Path:
-        """Writes ``NAME.csv`` then ``NAME.json`` atomically; returns the CSV path."""
+        """Writes the pair ``NAME.csv`` + ``NAME.json``, the sidecar as the commit point (see the module
+        docstring); returns the CSV path. Call it holding ``lock_table(base)``."""
         self.validate()
         csv, sidecar = table_files(base)
         buffer = io.StringIO()
         self.frame.to_csv(buffer, index=False, float_format="%.6g")
+        text = buffer.getvalue()
+        meta = {**_jsonable(self.meta), "csv_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
         # A table is shared data, not a secret: both files get a plain open's mode (0666 less the umask).
-        atomic_write_text(csv, buffer.getvalue())
-        atomic_write_text(sidecar, json.dumps(_jsonable(self.meta), indent=1, sort_keys=False) + "\n")
+        atomic_write_text(_pending(csv), text)
+        atomic_write_text(sidecar, json.dumps(meta, indent=1, sort_keys=False) + "\n")  # the commit point
+        os.replace(_pending(csv), csv)
+        fsync_dir(csv.parent)
         self.path = csv
         return csv
 

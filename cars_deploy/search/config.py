@@ -14,6 +14,8 @@ from typing import Any, Literal
 from .._fields import check_finite, dataclass_from_dict
 from ..errors import UserInputError
 from ..space.networks import MAX_C, MAX_INPUT_SIZE, MAX_LAYERS
+from ..space.op_sets import DEFAULT_OP_SET, OP_SETS
+from .path_sampling import PATH_SAMPLINGS
 
 __all__ = ["SearchConfig", "PRESETS", "preset", "SELECTIONS", "DEPLOY_NETWORKS"]
 
@@ -51,6 +53,9 @@ class SearchConfig:
     population: int = 20  # P
     expand: float = 1.0  # t: t*P offspring per generation
     arch_batch: int = 1  # B: architectures per SGD step (eq. 3); their losses are averaged
+    path_sampling: str = "uniform"  # warmup paths: "uniform" (section 3.4) or "fair" (FairNAS strict fairness)
+    # --- search space ---
+    op_set: str = DEFAULT_OP_SET  # ops sampling and mutation draw: "published" (7, no 'none') or "darts" (all 8)
     # --- variation (section 4.1) ---
     crossover_prob: float = 0.25  # share of offspring made by crossover
     mutation_prob: float = 0.25  # share made by mutation (the rest, 0.5, are new random architectures)
@@ -94,6 +99,9 @@ class SearchConfig:
         need(len(self.objectives) >= 1, "give at least one cost objective (--objective params)")
         need(len(set(self.objectives)) == len(self.objectives), f"objective listed twice: {','.join(self.objectives)}")
         need(self.selection in SELECTIONS, f"unknown selection {self.selection!r}; expected pnsga3 or nsga3")
+        need(self.path_sampling in PATH_SAMPLINGS,
+             f"unknown path sampling {self.path_sampling!r}; expected one of {', '.join(PATH_SAMPLINGS)}")
+        need(self.op_set in OP_SETS, f"unknown op set {self.op_set!r}; expected one of {', '.join(OP_SETS)}")
         need(self.deploy_network in DEPLOY_NETWORKS, f"unknown deploy network {self.deploy_network!r}; expected imagenet or cifar")
         need(
             self.input_size is None or self.dataset != "digits",
@@ -134,6 +142,9 @@ class SearchConfig:
         """Inverse of ``to_dict``; unknown keys (a config from another tool or version) and values of the
         wrong type are a ``UserInputError`` naming ``where`` (the file) and the field. Ranges are
         ``validate``'s job, called by the loaders."""
+        if isinstance(data, dict) and "op_set" not in data:
+            # Runs made before the op set was recorded sampled DARTS' 8 ops; they resume in that space.
+            data = {**data, "op_set": "darts"}
         return dataclass_from_dict(cls, data, where)
 
     def replace(self, **changes: Any) -> "SearchConfig":

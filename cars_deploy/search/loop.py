@@ -15,7 +15,8 @@ for e = 1 .. E_evo:
 generations selected - and writes a checkpoint after every generation (and after an epoch when the
 last one is a minute old), so that a run killed at any point and resumed (``CarsSearch.resume``)
 ends with the same population and weights as one that never stopped (same seed, same device and
-thread count; CPU runs are bit-for-bit). The run directory is described in ``search.rundir``.
+thread count; CPU runs are bit-for-bit). The run directory (``search.rundir``) is locked until ``close()``;
+its checkpoint is the commit point, written first, and the tables are re-rendered from it on resume.
 
 ``CarsSearch`` orchestrates: ``SuperNetTrainer`` trains (``search.trainer``), ``Evaluator`` measures
 (``search.evaluation``), ``RunWriter`` writes the run folder's tables, history and plots
@@ -28,16 +29,15 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-import pandas as pd
 import torch
 
+from .._locks import HeldLock
 from ..errors import CheckpointError, UserInputError
-from ..space import Genotype, NetworkConfig, random_genotype
+from ..space import Genotype, NetworkConfig, op_set, random_genotype
 from ..space.supernet import SuperNet
 from ..torch_device import resolve_torch_device
 from .checkpoint import load_checkpoint, restore_rng_state, rng_state, save_checkpoint
@@ -46,7 +46,9 @@ from .context import ProcessContext, single_process
 from .data import SearchData, load_search_data
 from .evaluation import Evaluator, accuracy_speed
 from .objectives import CostFunction, build_costs, deploy_network
+from .path_sampling import warmup_paths
 from .population import Individual, Population
+from .result import SearchResult
 from .run_writer import RunWriter
 from .rundir import RunDir
 from .selection import select
@@ -56,19 +58,6 @@ from .variation import VariationConfig, make_offspring
 __all__ = ["CarsSearch", "SearchResult"]
 
 log = logging.getLogger("cars_deploy.search")
-
-
-@dataclass
-class SearchResult:
-    """Where a search stands when ``run`` returns."""
-
-    run_dir: Path  # the run directory
-    population: Population  # the current population
-    pareto: pd.DataFrame  # its Pareto set (the rows of pareto.csv)
-    generation: int  # generations selected so far
-    epoch: int  # epochs trained so far
-    finished: bool  # all generations done
-    history: list[dict[str, Any]]  # one record per generation (the lines of history.jsonl)
 
 
 class CarsSearch:
@@ -107,9 +96,19 @@ class CarsSearch:
             )
         if not resume and not overwrite:
             self.dist.on_main(lambda: _check_new(run_dir))  # fail before minutes of data loading, not after
+        self._lock: HeldLock | None = None  # rank 0: the run folder's lock, held until close()
+        self.dist.on_main(lambda: self._hold(run_dir))  # a second process on this run is refused now
+        self.show_progress = show_progress and self.dist.is_main
+        try:
+            self._setup(config, run_dir, resume, overwrite, costs, plot_seconds, epoch_checkpoint_seconds)
+        except BaseException:
+            self.close()
+            raise
+
+    def _setup(self, config: SearchConfig, run_dir: str | Path, resume: bool, overwrite: bool,
+               costs: Mapping[str, CostFunction] | None, plot_seconds: float, epoch_checkpoint_seconds: float) -> None:
         self.config = config
         self.device = self.dist.device
-        self.show_progress = show_progress and self.dist.is_main
         # Costs first: a bad objective fails before any folder is made or data is read.
         network = deploy_network(config.deploy_network)
         self.costs: list[CostFunction] = build_costs(config.objectives, network=network, provided=costs)
@@ -136,9 +135,10 @@ class CarsSearch:
             bn_recalibration=config.bn_recalibration,
             show_progress=self.show_progress,
         )
+        self.ops = op_set(config.op_set)
         self.variation = VariationConfig(crossover_prob=config.crossover_prob, mutation_prob=config.mutation_prob,
                                          crossover_node_prob=config.crossover_node_prob,
-                                         mutation_node_prob=config.mutation_node_prob)
+                                         mutation_node_prob=config.mutation_node_prob, ops=self.ops)
         self.rng = np.random.default_rng(config.seed)
         self.epoch = 0
         self.generation = 0
@@ -148,18 +148,32 @@ class CarsSearch:
         self.train_log: list[dict[str, Any]] = []
         self.epoch_checkpoint_seconds = epoch_checkpoint_seconds
         self._last_checkpoint = time.monotonic()
-        if not resume:
-            self.dist.on_main(lambda: _create(run_dir, config, overwrite))
+        if not resume:  # a new run: its folder made once the data has loaded
+            self.dist.on_main(lambda: self._hold(run_dir, create=(config, overwrite)))
         self.run_dir = RunDir(run_dir)
         self.writer = RunWriter(self.run_dir, costs=self.costs, report_costs=report_costs, plot_seconds=plot_seconds)
         if resume and self.dist.on_main(self.run_dir.checkpoint_path.exists):
             self._load()
+            self._write_outputs(final=False)  # the derived files as of the checkpoint, whatever a kill left
         else:
             if resume:
                 log.info("no checkpoint in %s yet: starting the search from the beginning", self.run_dir.path)
             # Augmentation draws from torch's global generator, saved in every checkpoint: the state the
             # run continues from, so it is seeded here rather than scoped.
             torch.manual_seed(config.seed)
+
+    def close(self) -> None:
+        """Releases the run folder's lock (also released when the process ends, however it ends)."""
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
+
+    def _hold(self, run_dir: str | Path, create: tuple[SearchConfig, bool] | None = None) -> None:
+        """Rank 0: takes the run folder's lock (once); ``create`` = (config, overwrite) then makes a new run there."""
+        if self._lock is None:
+            self._lock = RunDir(run_dir).lock()
+        if create is not None:
+            RunDir.create(run_dir, create[0], overwrite=create[1])
 
     @staticmethod
     def saved_config(run_dir: str | Path, *, distributed: ProcessContext | None = None) -> SearchConfig:
@@ -210,9 +224,11 @@ class CarsSearch:
     def _train_epoch(self, *, phase: str) -> None:
         config = self.config
         if phase == "warmup":
+            paths = warmup_paths(config.path_sampling, self.ops, self.rng)  # a fair group ends with the epoch
+
             def sample() -> Sequence[Genotype]:
                 # every rank draws all W x B architectures (its generator stays in step) and trains its B
-                return self.dist.share([random_genotype(self.rng) for _ in range(config.arch_batch * self.dist.world_size)])
+                return self.dist.share(paths(config.arch_batch * self.dist.world_size))
         else:
             population = self.population
 
@@ -240,7 +256,7 @@ class CarsSearch:
         genotypes: list[Genotype] = []
         seen: set[Genotype] = set()
         while len(genotypes) < self.config.population:
-            genotype = random_genotype(self.rng)
+            genotype = random_genotype(self.rng, ops=self.ops)
             if genotype.canonical() not in seen:
                 seen.add(genotype.canonical())
                 genotypes.append(genotype)
@@ -330,8 +346,8 @@ class CarsSearch:
         )
 
     def _finish_generation(self) -> None:
+        self._checkpoint()  # the commit point: a kill before the tables leaves them one generation behind, never ahead
         self._write_outputs(final=False)
-        self._checkpoint()
 
     def _checkpoint(self) -> None:
         self._last_checkpoint = time.monotonic()
@@ -380,10 +396,6 @@ class CarsSearch:
 
 def _check_new(run_dir: str | Path) -> None:
     RunDir.check_new(run_dir)
-
-
-def _create(run_dir: str | Path, config: SearchConfig, overwrite: bool) -> None:
-    RunDir.create(run_dir, config, overwrite=overwrite)
 
 
 def _cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -12,7 +12,10 @@ RUN/plots/*.png      population per generation and the Pareto front (search.plot
 Every file is rewritten atomically (temporary file + rename) after each generation (the tables, history
 and plots by ``search.run_writer.RunWriter``, the checkpoint by ``search.checkpoint``), so a killed
 search never leaves a half-written table; ``history.jsonl`` is rendered from the history held in the
-checkpoint, so a resumed run never repeats or loses a line.
+checkpoint, so a resumed run never repeats or loses a line. The checkpoint is the commit point: it is
+written before the tables and history of its generation, and a resume re-renders them from it, so they
+are never ahead of it. One process at a time works in a run folder: ``RunDir.lock`` holds its lock
+(``cars_deploy._locks``) and then removes the temporary files a killed writer left.
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import pandas as pd
 import torch
 
 from .. import __version__
-from .._io import atomic_write_text
+from .._io import atomic_write_text, remove_stale_temps
+from .._locks import HeldLock, hold_lock
 from ..errors import UserInputError
 from .config import SearchConfig
 
@@ -80,6 +84,15 @@ class RunDir:
     @property
     def plots_path(self) -> Path:
         return self.path / "plots"
+
+    def lock(self) -> HeldLock:
+        """Takes this run's lock, refused with a ``UserInputError`` naming the process that holds it;
+        then deletes the temporary files of killed atomic writes in the folder and its plots (only the
+        ``.NAME.XXXXXXXX.tmp`` files of ``_io``). Creates nothing."""
+        held = hold_lock(self.path, what=f"search run {self.path}")
+        for folder in (self.path, self.plots_path):
+            remove_stale_temps(folder)
+        return held
 
     @classmethod
     def check_new(cls, path: str | Path) -> "RunDir":

@@ -10,6 +10,10 @@ nodes, the unit of the DARTS cell: a node is its two ``(input, op)`` pairs.
   predecessors, an op for each edge, uniformly: ``space.genotype.random_node``, which ``random_genotype``
   draws with too).
 
+Mutation and random offspring draw ops from ``VariationConfig.ops``: the 7 ops of the published genotypes
+by default (``space.op_sets``), so a search that starts without ``none`` edges never gains one;
+crossover only recombines its parents' nodes.
+
 No duplicates: an offspring whose canonical form (``Genotype.canonical``: same network, same form)
 equals that of a parent or of an earlier offspring is rejected and its operator is applied again (so the
 operator frequencies stay 0.25/0.25/0.5); after ``max_tries`` rejections in a row the slot falls back to
@@ -24,6 +28,7 @@ import numpy as np
 
 from ..space import NUM_NODES, Genotype
 from ..space.genotype import random_genotype, random_node
+from ..space.op_sets import PUBLISHED_OPS
 
 __all__ = ["VariationConfig", "crossover", "mutate", "make_offspring"]
 
@@ -37,6 +42,7 @@ class VariationConfig:
     crossover_node_prob: float = 0.5  # chance a node comes from the second parent
     mutation_node_prob: float = 0.5  # chance a node is re-drawn
     max_tries: int = 100  # duplicate rejections of one operator before falling back to a random architecture
+    ops: tuple[str, ...] = PUBLISHED_OPS  # ops that mutation and random offspring draw (space.op_sets)
 
 
 def _nodes(genotype: Genotype) -> np.ndarray:
@@ -56,14 +62,16 @@ def crossover(first: Genotype, second: Genotype, rng: np.random.Generator, *, no
     return _from_nodes(child)
 
 
-def mutate(parent: Genotype, rng: np.random.Generator, *, node_prob: float = 0.5) -> Genotype:
-    """Each node of both cells re-drawn uniformly with probability ``node_prob``."""
+def mutate(
+    parent: Genotype, rng: np.random.Generator, *, node_prob: float = 0.5, ops: Sequence[str] = PUBLISHED_OPS
+) -> Genotype:
+    """Each node of both cells re-drawn uniformly (its ops from ``ops``) with probability ``node_prob``."""
     child = _nodes(parent).copy()
     redraw = rng.random((2, NUM_NODES)) < node_prob
     for cell in range(2):
         for k in range(NUM_NODES):
             if redraw[cell, k]:
-                child[cell, k] = np.stack(random_node(2 + k, rng), axis=1)
+                child[cell, k] = np.stack(random_node(2 + k, rng, ops=ops), axis=1)
     return _from_nodes(child)
 
 
@@ -95,9 +103,9 @@ def make_offspring(
                 break
         else:
             origin = "random"
-            child = random_genotype(rng)
+            child = random_genotype(rng, ops=config.ops)
             while child.canonical() in seen:
-                child = random_genotype(rng)
+                child = random_genotype(rng, ops=config.ops)
         seen.add(child.canonical())
         out.append((child, origin))
     return out
@@ -108,5 +116,5 @@ def _apply(origin: str, parents: Sequence[Genotype], rng: np.random.Generator, c
         i, j = rng.choice(len(parents), size=2, replace=False)
         return crossover(parents[int(i)], parents[int(j)], rng, node_prob=config.crossover_node_prob)
     if origin == "mutation":
-        return mutate(parents[int(rng.integers(len(parents)))], rng, node_prob=config.mutation_node_prob)
-    return random_genotype(rng)
+        return mutate(parents[int(rng.integers(len(parents)))], rng, node_prob=config.mutation_node_prob, ops=config.ops)
+    return random_genotype(rng, ops=config.ops)

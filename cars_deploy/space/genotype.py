@@ -23,6 +23,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from ..errors import GenotypeError
+from .op_sets import PUBLISHED_OPS, primitive_indices
 from .primitives import PRIMITIVES
 
 __all__ = [
@@ -355,26 +356,26 @@ def _literal(node: ast.AST) -> Any:
 
 
 def random_node(
-    node: int, rng: np.random.Generator, *, num_ops: int = len(PRIMITIVES)
+    node: int, rng: np.random.Generator, *, ops: Sequence[str] = PUBLISHED_OPS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Node ``node`` (numbered from 2) drawn uniformly: its 2 inputs, distinct, among its predecessors,
-    then an op index in ``0..num_ops-1`` for each edge. The one place a node is drawn (sampling, mutation),
-    so that seeded searches draw the same stream."""
+    then an op for each edge from ``ops``, returned as ``PRIMITIVES`` indices (the encoding's op field).
+    The one place a node is drawn (sampling, mutation), so that seeded searches draw the same stream."""
     inputs = rng.choice(node, size=2, replace=False)
-    ops = rng.integers(0, num_ops, size=2)
-    return inputs, ops
+    chosen = rng.integers(0, len(ops), size=2)
+    return inputs, np.asarray(primitive_indices(ops), dtype=np.int64)[chosen]
 
 
-def random_genotype(rng: np.random.Generator, *, ops: Sequence[str] = PRIMITIVES) -> Genotype:
+def random_genotype(rng: np.random.Generator, *, ops: Sequence[str] = PUBLISHED_OPS) -> Genotype:
     """A uniformly random genotype: each node draws 2 distinct inputs among its predecessors and an op
-    for each edge uniformly from ``ops`` (all 8 DARTS ops by default, ``none`` included, as section 3.4
-    samples each op with probability 1/8)."""
+    for each edge uniformly from ``ops``: by default the 7 ops of the published genotypes
+    (``op_sets.PUBLISHED_OPS``); ``PRIMITIVES`` gives DARTS' 8, ``none`` included, as section 3.4 samples."""
     cells = []
     for _ in range(2):
         edges: list[Edge] = []
         for node in range(2, 2 + NUM_NODES):
-            inputs, chosen = random_node(node, rng, num_ops=len(ops))
-            edges.extend((ops[int(o)], int(i)) for o, i in zip(chosen, inputs))
+            inputs, chosen = random_node(node, rng, ops=ops)
+            edges.extend((PRIMITIVES[int(o)], int(i)) for o, i in zip(chosen, inputs))
         cells.append(edges)
     return Genotype.of(normal=cells[0], reduce=cells[1])
 

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
+from .._io import remove_stale_temps
+from .._locks import hold_lock
 from .._progress import progress
 from ..data import DatasetInfo, dataset_info, load_dataset
 from ..errors import CheckpointError, UserInputError
@@ -225,11 +227,24 @@ class Trainer:
         if eval_every < 1:
             raise UserInputError(f"eval_every must be at least 1, got {eval_every}")
         source = _resume_source(resume, Path(out_dir) / CHECKPOINT_NAME)
-        # Everything that can be refused is checked before the output folder is made: the checkpoint
-        # resumed (read and matched to this run), then the dataset.
-        resumed = self._restore(load_checkpoint(source, map_location=self.device), source=str(source)) if source else None
-        _ = self.train_loader, self.test_loader  # a missing or damaged dataset fails here, before any folder is made
-        out = prepare_output_dir(out_dir)
+        # One process per output folder (refused before anything is made). Inside the lock, everything that
+        # can be refused is checked before the folder is made: the checkpoint resumed (read and matched to
+        # this run), then the dataset; then the temporary files of a killed run's atomic writes go.
+        with hold_lock(out_dir, what=f"training output {out_dir}"):
+            resumed = self._restore(load_checkpoint(source, map_location=self.device), source=str(source)) if source else None
+            _ = self.train_loader, self.test_loader  # a missing or damaged dataset fails here, before any folder is made
+            out = prepare_output_dir(out_dir)
+            remove_stale_temps(out)
+            return self._fit(out, source, resumed, eval_every, on_epoch_end)
+
+    def _fit(
+        self,
+        out: Path,
+        source: Path | None,
+        resumed: tuple[int, list[EpochRecord]] | None,
+        eval_every: int,
+        on_epoch_end: Callable[[EpochRecord], None] | None,
+    ) -> TrainResult:
         checkpoint_path = out / CHECKPOINT_NAME
         history: list[EpochRecord] = []
         start = 0
@@ -334,6 +349,7 @@ class Trainer:
         final = strip_auxiliary(self._checkpoint(self.config.epochs, history))
         final.test_accuracy = accuracy
         model_path, card_path = out / MODEL_NAME, out / CARD_NAME
+        card_path.unlink(missing_ok=True)  # a pair: never a card beside a model it does not describe
         save_checkpoint(model_path, final)
         deployed = build_network(self.genotype, final.network_config())
         deployed.load_state_dict(final.model_state)

@@ -195,11 +195,12 @@ def test_batch_output_is_split_per_model_and_a_cut_batch_is_detected(tmp_path):
            'for a; do m=$a; done; echo "model=[$m]"; echo "Average inference time cost: 2.5 ms"; [ "$m" != models/bad ]')
     names = ["models/a b.onnx", "models/x';y $(z).onnx", "models/bad"]
     entries = [(n, TimedModel(str(i), Path(n), ((1, 1),))) for i, n in enumerate(names)]
-    command = batch_command(RUNNERS.get("onnxruntime_perf_test"), str(tmp_path), entries, runs=3, warmup=0, threads=2, cpu_mask=None)
+    command = batch_command(RUNNERS.get("onnxruntime_perf_test"), str(tmp_path), entries, runs=3, warmup=0, threads=2,
+                            cpu_mask=None, run_id="r1")
     output = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True).stdout
     parsed = parse_batch_output(output, 3)
     assert [p[0].strip().split("\n")[0] for p in parsed] == [f"model=[{n}]" for n in names]
     assert [p[1] for p in parsed] == [0, 0, 1] and all("Average inference time cost: 2.5 ms" in p[0] for p in parsed)
     assert parse_batch_output(output[: output.index("@@CARS:E:2")], 3) is None
     assert parse_batch_output(output.replace("@@CARS:DONE", ""), 3) is None
-    assert not (tmp_path / "batch.pid").exists()
+    assert not (tmp_path / "batch-r1.pid").exists() and not list(tmp_path.glob("*.pid"))

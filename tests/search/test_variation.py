@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cars_deploy.search.variation import VariationConfig, crossover, make_offspring, mutate
-from cars_deploy.space import NUM_NODES, Genotype, random_genotype
+from cars_deploy.space import NUM_NODES, PRIMITIVES, Genotype, random_genotype
 
 
 def _nodes(genotype):
@@ -88,3 +88,17 @@ def test_all_random_config_only_makes_random_architectures(rng):
     assert {origin for _, origin in make_offspring(parents, 30, rng, config)} == {"random"}
     with pytest.raises(ValueError):
         make_offspring([], 1, rng)
+
+
+def _ops(genotype):
+    return {op for op, _ in genotype.normal + genotype.reduce}
+
+
+def test_offspring_stay_in_the_op_set_they_are_given(rng):
+    parents = [random_genotype(rng) for _ in range(8)]
+    published = make_offspring(parents, 200, rng)  # default: the published genotypes' 7 ops
+    assert not any("none" in _ops(g) for g, _ in published)
+    assert {"mutation", "random", "crossover"} <= {origin for _, origin in published}
+    darts = make_offspring(parents, 200, rng, VariationConfig(ops=PRIMITIVES))
+    assert any("none" in _ops(g) for g, origin in darts if origin == "mutation")
+    assert any("none" in _ops(g) for g, origin in darts if origin == "random")

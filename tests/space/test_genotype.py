@@ -3,8 +3,19 @@ import json
 import numpy as np
 import pytest
 
-from cars_deploy.errors import GenotypeError
-from cars_deploy.space import ENCODING_LENGTH, GENOTYPES, Genotype, parse_genotype, random_genotype
+from cars_deploy.errors import GenotypeError, UserInputError
+from cars_deploy.space import (
+    DEFAULT_OP_SET,
+    ENCODING_LENGTH,
+    GENOTYPES,
+    OP_SETS,
+    PRIMITIVES,
+    PUBLISHED_OPS,
+    Genotype,
+    op_set,
+    parse_genotype,
+    random_genotype,
+)
 from cars_deploy.space.genotype import genotype_from_dict
 from cars_deploy.space.genotypes import PUBLISHED
 from cars_deploy.space.resolve import resolve_genotype
@@ -34,22 +45,34 @@ def test_encoding_is_flat_integers():
     assert code[:4].tolist() == [0, 4, 1, 4]  # ('sep_conv_3x3', 0), ('sep_conv_3x3', 1)
 
 
-def test_random_sampling_is_seeded_uniform_and_uses_distinct_inputs():
-    a = [random_genotype(np.random.default_rng(7)) for _ in range(3)]
+@pytest.mark.parametrize("op_set_name", sorted(OP_SETS))
+def test_random_sampling_is_seeded_uniform_over_its_op_set_and_uses_distinct_inputs(op_set_name):
+    ops_allowed = op_set(op_set_name)
+    a = [random_genotype(np.random.default_rng(7), ops=ops_allowed) for _ in range(3)]
     assert a[0] == a[1] == a[2]
     rng = np.random.default_rng(1)
     ops = []
     for _ in range(500):
-        g = random_genotype(rng)
+        g = random_genotype(rng, ops=ops_allowed)
         for edges in (g.normal, g.reduce):
             for node in range(4):
                 (op1, i1), (op2, i2) = edges[2 * node : 2 * node + 2]
                 assert i1 != i2 and max(i1, i2) < node + 2
                 ops += [op1, op2]
-    counts = np.unique(ops, return_counts=True)[1]
-    assert len(counts) == 8
-    expected = len(ops) / 8
+    names, counts = np.unique(ops, return_counts=True)
+    assert sorted(names) == sorted(ops_allowed)
+    expected = len(ops) / len(ops_allowed)
     assert np.all(np.abs(counts - expected) < 4 * np.sqrt(expected))  # ~4 sigma
+
+
+def test_the_default_space_is_that_of_the_published_genotypes():
+    published_ops = {op for name in GENOTYPES.names() for g in [GENOTYPES.get(name)] for op, _ in g.normal + g.reduce}
+    assert "none" not in published_ops and published_ops <= set(PUBLISHED_OPS)
+    assert op_set(DEFAULT_OP_SET) == PUBLISHED_OPS == tuple(op for op in PRIMITIVES if op != "none")
+    rng = np.random.default_rng(0)
+    assert all("none" not in [op for op, _ in g.normal + g.reduce] for g in (random_genotype(rng) for _ in range(200)))
+    with pytest.raises(UserInputError, match="unknown op set 'tiny'; expected one of published, darts"):
+        op_set("tiny")
 
 
 def test_canonical_form_identifies_equivalent_genotypes():

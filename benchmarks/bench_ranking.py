@@ -1,0 +1,300 @@
+"""Ranking fidelity of SuperNet training variants: does the SuperNet rank architectures as training them alone does?
+
+A hardware-aware search is only worth running if its SuperNet's accuracy ranks architectures the way
+training them would (CARS selects on it, section 3.2). This benchmark fixes one set of genotypes - half
+from the final population of a reference search, half uniformly random, each half spread over model
+size - trains each alone once with the short budget of EXPERIMENTS.md (and a second seed on a subset, to
+measure the yardstick's own noise), then, for every SuperNet training variant, runs the same search
+with that variant and measures each genotype's SuperNet accuracy on >= 5,000 validation images (and on
+512, the search's usual sample, to show what the sample size costs). It reports Kendall's tau between
+SuperNet and stand-alone accuracy, overall and per source, with bootstrap 95% intervals, and the gap by
+which the SuperNet flatters the population it trained on.
+
+Variants (``VARIANTS``): the current default, BN re-estimation on more batches, B = 4 architectures per
+step, a longer warmup, and strict-fairness path sampling (FairNAS) in the warmup.
+
+Everything is resumable and shared: trained models, searches and SuperNet accuracies are cached, so a
+killed run continues and a new variant reuses every stand-alone model. Two processes can split the work
+(``--stage models`` in one, ``--stage supernets`` in the other; both wait for the reference search).
+
+    .venv/bin/python benchmarks/bench_ranking.py --threads 1 --stage models &
+    .venv/bin/python benchmarks/bench_ranking.py --threads 1 --stage supernets
+
+Writes ``benchmarks/results/ranking/``: ``genotypes.csv``, ``models.jsonl`` / ``models_seed1.jsonl``
+(stand-alone runs), ``supernet-<variant>.csv``, ``ranking.csv`` (one row per genotype, a column per
+measurement), ``summary.json``, ``commands.txt``, ``timing.json`` and ``ranking.png``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from cars_deploy.data import dataset_info  # noqa: E402
+from cars_deploy.errors import UserInputError  # noqa: E402
+from cars_deploy.search.objectives import CountCost  # noqa: E402
+from cars_deploy.search.rundir import RunDir  # noqa: E402
+from cars_deploy.space import parse_genotype  # noqa: E402
+from experiments.choose import spread  # noqa: E402
+from experiments.common import REPO_ROOT, experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
+from experiments.figures import new_figure, save_figure  # noqa: E402
+from experiments.ranking_fidelity import choose_genotypes, supernet_accuracy  # noqa: E402
+from experiments.records import ResultsDir  # noqa: E402
+from experiments.runs import SearchRun, run_search, train_command, train_each  # noqa: E402
+from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
+from experiments.stats import rank_correlation  # noqa: E402
+
+__all__ = ["VARIANTS", "Variant", "analyse", "main"]
+
+NAME = "bench_ranking"
+STAGES: tuple[str, ...] = ("all", "models", "supernets")
+log = logging.getLogger("experiments")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One way of training the SuperNet: changes to the search scale and extra ``cars-search`` flags."""
+
+    note: str  # what the variant changes, for the report
+    scale: Mapping[str, Any] = field(default_factory=dict)  # SearchScale fields changed
+    flags: tuple[str, ...] = ()  # extra cars-search flags
+    recalibration_batches: int | None = None  # BN re-estimation batches when measuring (None: the search's)
+
+    def search_argv(self, base: SearchScale, **argv_options: Any) -> list[str]:
+        """The cars-search arguments of this variant's search at scale ``base``."""
+        return [*replace(base, **self.scale).argv(**argv_options), *self.flags]
+
+
+#: The SuperNet training variants compared; ``baseline`` is the current default and picks the genotypes.
+VARIANTS: dict[str, Variant] = {
+    "baseline": Variant("the current default (B=1, 2 BN re-estimation batches, uniform warmup paths)"),
+    "bn10": Variant("BN re-estimated on 10 training batches instead of 2", flags=("--bn-recalibration-batches", "10"),
+                    recalibration_batches=10),
+    "arch4": Variant("B = 4 architectures per SGD step (eq. 3)", flags=("--arch-batch", "4")),
+    "warmup20": Variant("20 warmup epochs instead of 10 (same generations)", scale={"warmup": 20}),
+    "fair": Variant("strict-fairness warmup paths (FairNAS): every op of every edge once per group of steps",
+                    flags=("--path-sampling", "fair")),
+}
+
+#: The measurement columns of a variant: accuracy on the large sample, and on the search's usual one.
+_LARGE, _SMALL = "supernet", "supernet_512"
+
+
+def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) -> dict[str, Any]:
+    """How far the stand-alone yardstick moves between two seeds of the same genotypes: mean absolute
+    difference, the per-run standard deviation it implies, and Kendall's tau between the seeds."""
+    both = models.merge(second, on="item", suffixes=("", "_seed1")).dropna(subset=["test_accuracy", "test_accuracy_seed1"])
+    diff = (both["test_accuracy"] - both["test_accuracy_seed1"]).to_numpy()
+    rng = np.random.default_rng([seed, 0x5EED])
+    return {
+        "pairs": int(len(both)),
+        "mean_abs_diff_points": float(np.abs(diff).mean() * 100) if len(diff) else None,
+        "run_sd_points": float(diff.std(ddof=1) / np.sqrt(2) * 100) if len(diff) > 1 else None,
+        "seed_vs_seed": rank_correlation(both["test_accuracy"], both["test_accuracy_seed1"], rng=rng),
+    }
+
+
+def flattery_gap(rows: pd.DataFrame, column: str) -> float | None:
+    """Points by which the SuperNet flatters the population it trained on: the mean (SuperNet - stand-alone)
+    accuracy of the population's genotypes minus that of the random ones."""
+    delta = (rows[column] - rows["test_accuracy"]) * 100
+    by_source = delta.groupby(rows["source"]).mean()
+    if not {"population", "random"} <= set(by_source.index):
+        return None
+    return float(by_source["population"] - by_source["random"])
+
+
+def analyse(table: pd.DataFrame, variants: Sequence[str], *, seed: int) -> dict[str, Any]:
+    """Per variant: tau of SuperNet accuracy (large and small sample) against stand-alone accuracy, overall
+    and per source, with bootstrap intervals, and the flattery gap; ``table`` has one row per genotype."""
+    trained = table.dropna(subset=["test_accuracy"])
+    summary: dict[str, Any] = {"genotypes": int(len(table)), "trained": int(len(trained)), "variants": {}}
+    for name in variants:
+        large, small = f"{_LARGE}_{name}", f"{_SMALL}_{name}"
+        if large not in trained.columns or trained[large].isna().all():
+            continue
+        rows = trained.dropna(subset=[large])
+
+        def corr(column: str, subset: pd.DataFrame = rows) -> dict[str, Any]:
+            rng = np.random.default_rng([seed, 0xB007])  # the same resamples for every variant
+            return rank_correlation(subset[column].to_numpy(), subset["test_accuracy"].to_numpy(), rng=rng)
+
+        summary["variants"][name] = {
+            "note": VARIANTS[name].note,
+            "n": int(len(rows)),
+            "tau": corr(large),
+            "tau_by_source": {source: corr(large, part) for source, part in rows.groupby("source")},
+            "tau_512_images": corr(small),
+            "flattery_gap_points": flattery_gap(rows, large),
+            "mean_supernet_accuracy": float(rows[large].mean()),
+        }
+    return summary
+
+
+def plot(table: pd.DataFrame, summary: Mapping[str, Any], path: Path) -> Path:
+    """SuperNet against stand-alone accuracy, one panel per measured variant, marked by source."""
+    measured = list(summary["variants"])
+    figure = new_figure(4.2 * max(len(measured), 1), 4.2)
+    markers = {"population": ("o", "tab:red"), "random": ("s", "tab:blue")}
+    for panel, name in enumerate(measured, start=1):
+        ax = figure.add_subplot(1, max(len(measured), 1), panel)
+        rows = table.dropna(subset=["test_accuracy", f"{_LARGE}_{name}"])
+        for source, part in rows.groupby("source"):
+            marker, color = markers.get(source, ("o", "0.4"))
+            ax.scatter(part[f"{_LARGE}_{name}"] * 100, part["test_accuracy"] * 100, marker=marker, color=color,
+                       label=source, s=22)
+        stats = summary["variants"][name]["tau"]
+        low, high = stats["tau_ci95"]
+        tau = "n/a" if stats["kendall_tau"] is None else f"{stats['kendall_tau']:.2f}"
+        ci = "" if low is None else f" [{low:.2f}, {high:.2f}]"
+        ax.set_title(f"{name}: tau {tau}{ci}", fontsize=9)
+        ax.set_xlabel("SuperNet validation accuracy (%)")
+        ax.set_ylabel("stand-alone test accuracy (%)" if panel == 1 else "")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def _print_summary(summary: Mapping[str, Any], noise: Mapping[str, Any], results: ResultsDir) -> None:
+    print(f"SuperNet ranking fidelity: {summary['trained']} of {summary['genotypes']} genotypes trained alone")
+    if noise["pairs"]:
+        seeds = noise["seed_vs_seed"]
+        print(f"yardstick noise ({noise['pairs']} genotypes, 2 seeds): mean |difference| "
+              f"{noise['mean_abs_diff_points']:.2f} points, tau between seeds {seeds['kendall_tau']}")
+    for name, stats in summary["variants"].items():
+        tau, low, high = stats["tau"]["kendall_tau"], *stats["tau"]["tau_ci95"]
+        per_source = ", ".join(f"{s} {v['kendall_tau'] if v['kendall_tau'] is None else round(v['kendall_tau'], 2)}"
+                               for s, v in stats["tau_by_source"].items())
+        print(f"{name:>9}: tau {tau if tau is None else round(tau, 3)} (95% CI {low}, {high}); {per_source}; "
+              f"512 images: {stats['tau_512_images']['kendall_tau']}; flattery gap {stats['flattery_gap_points']}")
+    print(f"results: {results.path}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or "baseline" not in variants:
+        raise UserInputError(f"--variants must name baseline and any of {', '.join(VARIANTS)}; unknown: {unknown}")
+    if args.n < 6 or not 0 <= args.second_seed <= args.n:
+        raise UserInputError("--n must be at least 6 and --second-seed between 0 and --n")
+    scale, budget = search_scale(args), train_scale(args)
+    settings = {"benchmark": NAME, "search": asdict(scale), "train": asdict(budget), "n": args.n,
+                "second_seed": args.second_seed, "pool": args.pool, "val_batches": args.val_batches}  # fmt: skip
+    if args.out is None:
+        args.out = REPO_ROOT / "benchmarks" / "results" / "ranking"
+    experiment = prepare(NAME, args, settings)
+    results = experiment.results
+    argv_options = {"data_dir": experiment.data_dir, "selection": "pnsga3", "input_size": experiment.input_size}
+
+    def search(name: str) -> SearchRun:
+        run = run_search(VARIANTS[name].search_argv(scale, **argv_options), work_dir=experiment.work_dir,
+                         name=f"ranking-{name}", threads=experiment.threads, device=experiment.device)
+        results.add_seconds(f"search_{name}", run.seconds)
+        return run
+
+    reference = search("baseline")
+    classes = dataset_info("imagefolder", experiment.data_dir).num_classes
+    count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
+                      label="params", scale=1.0)
+    chosen = choose_genotypes(pd.read_csv(RunDir(reference.path).population_path), n=args.n, source="mixed",
+                              count=count, rng=np.random.default_rng([args.seed, 0x4A4B]), pool_size=args.pool)
+    saved = results.file("genotypes.csv")
+    if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(chosen["genotype"]):
+        raise UserInputError(f"{saved} lists other genotypes than these settings pick; choose another --out")
+    results.write_csv("genotypes.csv", chosen)
+    items = chosen[["item", "source", "genotype", "params"]].to_dict("records")
+    seed1_items = [items[i] for i in spread(chosen["params"].to_numpy(), args.second_seed)] if args.second_seed else []
+    second = replace(budget, seed=budget.seed + 1)
+
+    def argv_of(model_budget: TrainScale) -> Any:
+        return lambda item: model_budget.argv(item["genotype"], data_dir=experiment.data_dir,
+                                              input_size=experiment.input_size)
+
+    commands = [reference.command, *(train_command(argv_of(budget)(i), work_dir=experiment.work_dir) for i in items),
+                *(train_command(argv_of(second)(i), work_dir=experiment.work_dir) for i in seed1_items)]
+    results.write_text("commands.txt", "\n".join(commands) + "\n")
+
+    def update(_: Any = None) -> dict[str, Any]:
+        table = chosen.copy()
+        models = pd.DataFrame(results.read_jsonl("models.jsonl"), columns=["item", "test_accuracy"])
+        seed1 = pd.DataFrame(results.read_jsonl("models_seed1.jsonl"), columns=["item", "test_accuracy"])
+        table = table.merge(models, on="item", how="left")
+        table = table.merge(seed1.rename(columns={"test_accuracy": "test_accuracy_seed1"}), on="item", how="left")
+        for name in variants:
+            path = results.file(f"supernet-{name}.csv")
+            if path.is_file():
+                measured = pd.read_csv(path).rename(columns={_LARGE: f"{_LARGE}_{name}", _SMALL: f"{_SMALL}_{name}"})
+                table = table.merge(measured, on="item", how="left")
+        summary = analyse(table, variants, seed=args.seed)
+        summary["yardstick_noise"] = yardstick_noise(models, seed1, seed=args.seed)
+        summary["run_info"] = run_info(experiment)
+        results.write_csv("ranking.csv", table)
+        results.write_json("summary.json", summary)
+        if summary["variants"] and table["test_accuracy"].notna().any():
+            plot(table, summary, results.file("ranking.png"))
+        return summary
+
+    if args.stage in ("all", "supernets"):
+        for name in variants:
+            path = results.file(f"supernet-{name}.csv")
+            if path.is_file():
+                continue
+            run = reference if name == "baseline" else search(name)
+            began = time.perf_counter()
+            genotypes = [parse_genotype(g) for g in chosen["genotype"]]
+            accuracy = {
+                column: supernet_accuracy(run.path, genotypes, val_batches=batches, device=experiment.device,
+                                          recalibration_batches=VARIANTS[name].recalibration_batches,
+                                          modes={column: True})[column]
+                for column, batches in ((_LARGE, args.val_batches), (_SMALL, 2))
+            }
+            results.write_csv(f"supernet-{name}.csv", pd.DataFrame({"item": chosen["item"], **accuracy}))
+            results.add_seconds(f"supernet_evaluation_{name}", time.perf_counter() - began)
+            update()
+    if args.stage in ("all", "models"):
+        for model_budget, name, todo in ((budget, "models.jsonl", items), (second, "models_seed1.jsonl", seed1_items)):
+            train_each(todo, key="item", argv_of=argv_of(model_budget), results=results, name=name,
+                       work_dir=experiment.work_dir, threads=experiment.threads, device=experiment.device,
+                       after_each=update)
+    summary = update()
+    _print_summary(summary, summary["yardstick_noise"], results)
+    return 0
+
+
+def _parser() -> Any:
+    parser = experiment_parser(NAME, __doc__.split("\n\n")[0])
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"SuperNet training variants, comma-separated (default {','.join(VARIANTS)})")
+    parser.add_argument("--stage", choices=STAGES, default="all",
+                        help="models: train the genotypes alone; supernets: the variants' searches and SuperNet "
+                        "accuracies; all (default): both, in one process")
+    parser.add_argument("--n", type=int, default=32, help="genotypes, half population and half random (default 32)")
+    parser.add_argument("--second-seed", type=int, default=8,
+                        help="genotypes (spread over size) also trained with a second seed (default 8)")
+    parser.add_argument("--pool", type=int, default=5000, help="random genotypes the random half is spread from")
+    parser.add_argument("--val-batches", type=int, default=20,
+                        help="validation batches of 256 images per SuperNet accuracy (default 20: 5,120 images)")
+    add_search_flags(parser)
+    add_train_flags(parser)
+    # The reduced search of EXPERIMENTS.md 1b: 20 SGD steps per SuperNet epoch, 256 images per individual.
+    parser.set_defaults(search_max_train_batches=20, search_val_batches=1)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return main_wrapper(NAME, _run, _parser(), argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
