@@ -23,13 +23,13 @@ from ..errors import UserInputError
 from ..formats import ONNX, PTE, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.report import format_summary
-from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
+from ..latency.validation import ValidationConfig, calibrate_table, table_reference_ms, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, partial_path, time_model
 from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
 from ..profilers.devices import open_device
 from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
-from ..profilers.table import lock_table, table_files
+from ..profilers.table import LatencyTable, lock_table, table_files
 from ..space.networks import NETWORK_KINDS, NetworkConfig
 from . import _numbers as N
 from ._common import CliParser, out_folder, out_prefix, run_command
@@ -74,6 +74,11 @@ def _parser() -> CliParser:
     protocol.add_argument("--percentile", type=N.PERCENTILE, help="low percentile of the round samples reported (default 20)")
     protocol.add_argument("--batch-size", type=N.BATCH, help="models per device call (default: local 64, adb 16)")
     protocol.add_argument("--seed", type=N.SEED, help="seed of the per-round order (default 0)")
+    protocol.add_argument("--no-drift-correction", dest="drift_correction", action="store_false",
+                          help="record the drift reference timed in every round but do not scale the samples by it "
+                          "(default: results are expressed in the machine state the table was built in)")
+    protocol.add_argument("--reference-table", metavar="TABLE", help="with --model: express the result in the machine "
+                          "state TABLE was built in (its drift reference; default: this run's own state)")
     adb = parser.add_argument_group("ADB and device conditions")
     adb.add_argument("--adb-key", type=Path, metavar="PATH", help="ADB private key (default: created under the user config dir)")
     adb.add_argument("--cooldown-above", type=N.NON_NEGATIVE, metavar="CELSIUS",
@@ -87,9 +92,9 @@ def _parser() -> CliParser:
                      "published genotypes (twice, for the noise ceiling), fit the calibration on part of the random ones, "
                      "validate on the rest, store it in the sidecar and write a report (CSV, JSON, scatter PNG)")
     cal.add_argument("--fit", type=N.COUNT, metavar="K", help="random networks the calibration is fitted on (default: N/3)")
-    cal.add_argument("--calibration-model", choices=("linear", "grouped", "auto"), default="linear",
-                     help="linear: a*block_sum+b (default); grouped: one slope per op family; auto: chosen by "
-                     "leave-one-out error on the fit networks")
+    cal.add_argument("--calibration-model", choices=("linear", "grouped", "composition", "auto"), default="auto",
+                     help="linear: a*block_sum+b; grouped: one slope per op family; composition: linear plus a ridge "
+                     "residual per op and cell kind; auto (default): chosen by 5-fold CV on the fit networks")
     cal.add_argument("--calibration-rounds", type=N.COUNT, metavar="R", help="interleaved rounds over the whole networks "
                      "(default: local 20, adb 6)")
     cal.add_argument("--calibration-runs", type=N.COUNT, metavar="R", help="timed calls per network and round (default 10)")
@@ -161,6 +166,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     )
     cache_dir = args.cache_dir or default_cache_dir()
     calibration = _calibration_config(args, spec.kind, protocol)
+    if args.reference_table is not None and args.model is None:
+        raise UserInputError("--reference-table: only with --model (a table build or calibration uses its own table)")
     if args.model is not None:
         model = Path(args.model)
         if not model.exists() and is_baseline(args.model):
@@ -173,14 +180,17 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
+        reference_ms = table_reference_ms(LatencyTable.load(args.reference_table)) if args.reference_table else None
         device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
-            result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir)
+            result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir,
+                                drift_correction=args.drift_correction, reference_ms=reference_ms)
         finally:
             device.close()
         report = {"model": str(model), "device": str(spec), "latency_ms": result.latency_ms, "raw_ms": result.raw_ms,
                   "p10_ms": result.p10_ms, "p50_ms": result.p50_ms, "p90_ms": result.p90_ms, "iqr_ms": result.iqr_ms,
-                  "overhead_ms": result.overhead_ms, "rounds": result.rounds, "runs": result.runs}
+                  "overhead_ms": result.overhead_ms, "rounds": result.rounds, "runs": result.runs,
+                  "reference": result.reference}
         if args.json:
             print(json.dumps(report))
         else:
@@ -192,7 +202,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
 
     config = ProfileConfig(
         out=Path(args.out), networks=(network,), protocol=protocol, cache_dir=cache_dir,
-        command=" ".join(["cars-profile", *(shlex.quote(a) for a in argv)]),
+        command=" ".join(["cars-profile", *(shlex.quote(a) for a in argv)]), drift_correction=args.drift_correction,
     )
     # The table's lock for the whole job (build, then calibration): a second run is refused before any connection.
     with lock_table(config.out, also=(partial_path(config.out),)):
@@ -236,7 +246,7 @@ def _calibration_config(args: argparse.Namespace, kind: str, protocol: ProtocolC
     if args.out is None:
         raise UserInputError("--calibrate calibrates a table: give it with --out PATH")
     config = ValidationConfig(
-        networks=args.calibrate, fit=args.fit, model=args.calibration_model,
+        networks=args.calibrate, fit=args.fit, model=args.calibration_model, drift_correction=args.drift_correction,
         baselines=tuple(BASELINES.names()) if args.baselines else (), seed=args.seed or 0,
         protocol=whole_network_protocol(kind, percentile=protocol.percentile, warmup=args.warmup,
                                         rounds=args.calibration_rounds, runs=args.calibration_runs),
@@ -277,7 +287,7 @@ def _run_devices(args: argparse.Namespace, argv: Sequence[str]) -> int:
             batch_size=args.batch_size, seed=args.seed,
         )
         config = ProfileConfig(out=table_path_for(args.out, spec), networks=(network,), protocol=protocol,
-                               cache_dir=cache_dir, command=command)
+                               cache_dir=cache_dir, command=command, drift_correction=args.drift_correction)
         jobs.append(DeviceJob(spec=spec, options=_options(args, args.runtime, spec.kind), config=config))
     outcomes = profile_devices(jobs)
     summaries = []

@@ -230,8 +230,12 @@ def _print_summary(result: SearchResult, config: SearchConfig, seconds: float) -
     )
     if pareto["latency_ms"].notna().any():
         table.insert(4, "latency (ms)", pareto["latency_ms"].astype(float).round(2))
+        if "latency_pm90_ms" in pareto.columns:  # the calibration's 90% uncertainty beside the prediction
+            table.insert(5, "+-90% (ms)", pareto["latency_pm90_ms"].astype(float).round(2))
     if "latency_measured_ms" in pareto.columns:
         table.insert(len(table.columns) - 2, "measured (ms)", pareto["latency_measured_ms"].astype(float).round(2))
+        if "latency_outside_pm90" in pareto.columns:  # "!" marks a measurement outside the uncertainty
+            table.insert(len(table.columns) - 2, "outside", pareto["latency_outside_pm90"].map({True: "!", False: ""}))
     print(f"Pareto set ({len(pareto)} of {len(result.population)}; costs on the {config.deploy_network} network):")
     print(table.to_string(index=False))
     print(f"run folder: {result.run_dir} (pareto.csv, population.csv, history.jsonl, plots/)")

@@ -1,7 +1,8 @@
 """The latency predictor: a latency table's block sum, calibrated on whole networks, validated on others.
 
 - ``predictor``: ``LatencyPredictor`` (vectorised over genotype encodings) for a table and a network;
-- ``calibration``: the linear (or per-op-family) correction fitted on measured whole networks;
+- ``calibration``: the corrections (linear, per-op-family, composition residual) fitted on measured whole
+  networks; ``model_selection``: the choice among them by k-fold cross-validation;
 - ``networks`` / ``baselines``: the whole networks to time (random, published, torchvision baselines);
 - ``validation``: ``calibrate_table``, what ``cars-profile --calibrate N`` runs; ``scoring``: its fit on
   some networks and scores on the others; ``metrics``: MAPE, share within +-5/10%, Kendall's tau and the

@@ -2,9 +2,11 @@
 
 ``--latency-table local`` asks for the host CPU (ONNX Runtime, 1 thread), which needs no phone and
 no setup: the first search that asks profiles the network's blocks (about 20 s for the ImageNet
-network), fits a quick calibration on a few whole random networks (about a minute; without a
-held-out ceiling: ``cars-profile --calibrate`` is the full validation), and caches the table in the
-user cache folder; later runs load it. A table of the build machine ships with the package
+network), fits a calibration on whole random networks with the same method as ``cars-profile
+--calibrate`` (model chosen by k-fold CV, residual quantiles for the uncertainty, drift reference
+on; without a second pass: ``cars-profile --calibrate`` is the full validation), and caches the table
+in the user cache folder; later runs load it. Every size of that first use is a field of
+``HostTableConfig``, sized for ``make demo``'s budget. A table of the build machine ships with the package
 (``latency_tables/``), but it describes that machine, not the user's. Two searches that start at once
 do not both build it: the first holds the table's lock (``lock_table``) and the second is refused,
 naming it.
@@ -43,8 +45,14 @@ class HostTableConfig:
     """How the first-use host table is made."""
 
     threads: int = 1  # ONNX Runtime intra-op threads
-    calibrate_networks: int = 16  # random whole networks for the quick calibration (0: none)
-    calibrate_fit: int = 12  # of which fitted on (the rest are a small held-out check in the sidecar)
+    block_rounds: int | None = None  # interleaved rounds over the blocks (None: ProtocolConfig.for_device("local"))
+    block_runs: int | None = None  # timed calls per block and round (None: the same default)
+    calibrate_networks: int = 28  # random whole networks for the calibration (0: none)
+    calibrate_fit: int = 22  # of which fitted on and cross-validated (the rest are a held-out check in the sidecar)
+    calibrate_model: str = "auto"  # calibration model (auto: chosen by k-fold CV on the fit networks)
+    network_rounds: int = 10  # interleaved rounds over the whole networks
+    network_runs: int = 5  # timed calls per whole network and round
+    drift_correction: bool = True  # the drift reference, timed in every round (profilers/protocol.py)
     tables_dir: Path | None = None  # where the table is cached (None: default_tables_dir())
     cache_dir: Path | None = None  # exported blocks and networks (None: the profilers' default)
 
@@ -76,15 +84,19 @@ def _make(base: Path, network: NetworkConfig, config: HostTableConfig, cache_dir
         if not csv.exists():
             _log.info("no latency table of this computer yet: profiling the blocks of %s into %s (once)",
                       network_id(network), csv)
-        build_table(device, ProfileConfig(out=base, networks=(network,), protocol=ProtocolConfig.for_device("local"),
-                                          cache_dir=cache_dir, command="(built on first use by --latency-table local)"),
+        protocol = ProtocolConfig.for_device("local", rounds=config.block_rounds, runs=config.block_runs)
+        build_table(device, ProfileConfig(out=base, networks=(network,), protocol=protocol, cache_dir=cache_dir,
+                                          command="(built on first use by --latency-table local)",
+                                          drift_correction=config.drift_correction),
                     show_progress=show_progress)
         if config.calibrate_networks:
             _log.info("calibrating %s on %d whole networks (once)", csv.name, config.calibrate_networks)
             calibrate_table(
                 device, csv,
                 ValidationConfig(networks=config.calibrate_networks, fit=config.calibrate_fit, published=False,
-                                 repeat=False, protocol=whole_network_protocol("local", rounds=10, runs=5)),
+                                 repeat=False, model=config.calibrate_model, drift_correction=config.drift_correction,
+                                 protocol=whole_network_protocol("local", rounds=config.network_rounds,
+                                                                 runs=config.network_runs)),
                 cache_dir=cache_dir, network=network, command="(calibrated on first use by --latency-table local)",
                 show_progress=show_progress,
             )

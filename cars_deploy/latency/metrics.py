@@ -17,9 +17,10 @@ from scipy.stats import kendalltau
 
 __all__ = ["TARGETS", "Agreement", "agreement", "meets_targets", "relative_errors"]
 
-#: Held-out figures a calibrated predictor must reach before a search relies on it: at least 95% of
-#: the networks within +-10%, MAPE at most 5%, Kendall's tau at least 0.8, over at least 40 networks.
-TARGETS: dict[str, float] = {"within_10": 0.95, "mape_pct": 5.0, "kendall_tau": 0.8, "held_out": 40}
+#: Held-out figures a calibrated predictor must reach (issue 13: at the measurement ceiling): every
+#: network within +-10%, at least 97% within +-5%, MAPE at most 1.5%, Kendall's tau at least 0.93,
+#: over at least 40 held-out networks.
+TARGETS: dict[str, float] = {"within_10": 1.0, "within_5": 0.97, "mape_pct": 1.5, "kendall_tau": 0.93, "held_out": 40}
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ def meets_targets(held_out: dict[str, Any]) -> bool:
     return (
         value("n", 0) >= TARGETS["held_out"]
         and value("within_10", 0.0) >= TARGETS["within_10"]
+        and value("within_5", 0.0) >= TARGETS["within_5"]
         and value("mape_pct", math.inf) <= TARGETS["mape_pct"]
         and value("kendall_tau", -1.0) >= TARGETS["kendall_tau"]
     )

@@ -41,6 +41,11 @@ class LatencyCost:
     def __call__(self, genotypes: Sequence[Genotype]) -> np.ndarray:
         return self.predictor.predict(genotypes)
 
+    def uncertainty(self, predicted: np.ndarray) -> np.ndarray | None:
+        """+-ms around each predicted latency holding 90% of the calibration's cross-validated residuals
+        (pareto.csv's ``latency_pm90_ms``); None when the table has no such calibration."""
+        return self.predictor.uncertainty(predicted, 90)
+
 
 def latency_cost(table: str | Path, *, network: NetworkConfig) -> LatencyCost:
     """A ``LatencyCost`` for ``network`` from ``table`` (a path, a shipped table's name, or ``local``)."""

@@ -34,7 +34,7 @@ from ..space.edge_costs import EdgeCostTable
 from ..space.genotype import ENCODING_LENGTH, Genotype
 from ..space.networks import NetworkConfig
 from ..space.primitives import PRIMITIVES
-from .calibration import Calibration, read_calibration
+from .calibration import EDGE_COUNT_FEATURES, Calibration, ModelSpec, read_calibration
 
 __all__ = [
     "LatencyPredictor",
@@ -109,6 +109,18 @@ def encode_genotypes(genotypes: GenotypeBatch) -> np.ndarray:
     return np.stack([g.encode() for g in items])
 
 
+def _edge_count_table() -> EdgeCostTable:
+    """One-hot edge costs: an edge of op ``o`` in cell kind ``c`` adds 1 to feature ``c * n_ops + o``."""
+    n_ops = len(PRIMITIVES)
+    edges = np.zeros((2, n_ops, 2, EDGE_COUNT_FEATURES))
+    for cell in range(2):
+        edges[cell, np.arange(n_ops), :, cell * n_ops + np.arange(n_ops)] = 1.0
+    return EdgeCostTable(np.zeros(EDGE_COUNT_FEATURES), edges)
+
+
+_EDGE_COUNTS = _edge_count_table()
+
+
 class LatencyPredictor:
     """Predicted end-to-end latency (ms) of genotypes' networks of one size, on one table's device.
 
@@ -134,6 +146,7 @@ class LatencyPredictor:
         self.latencies = table.vector(self.index.keys, config=self.network)
         self.fingerprint = table_fingerprint(self.index.keys, self.latencies)
         self._features: dict[tuple[tuple[str, ...], ...], EdgeCostTable] = {}
+        self._folded: tuple[Calibration, EdgeCostTable] | None = None  # (calibration, its folded table)
         if isinstance(calibration, str):
             if calibration != "table":
                 raise ValueError(f"calibration must be 'table', None or a Calibration, not {calibration!r}")
@@ -164,7 +177,13 @@ class LatencyPredictor:
         """(N,) predicted latency in ms: the calibrated block sum (the raw one when uncalibrated)."""
         if self.calibration is None:
             return self.block_sum(genotypes)
-        return self.calibration.apply(self.features(genotypes, self.calibration.groups))
+        return self._calibrated_table(self.calibration).total(encode_genotypes(genotypes))
+
+    def uncertainty(self, predicted: np.ndarray, level: int = 90) -> np.ndarray | None:
+        """(N,) +-ms around ``predicted`` that holds ``level``% of the calibration's cross-validated
+        relative residuals (None when uncalibrated or the calibration recorded no residuals)."""
+        quantile = self.calibration.residual_quantile_pct(level) if self.calibration is not None else None
+        return None if quantile is None else np.asarray(predicted, dtype=np.float64) * quantile / 100.0
 
     __call__ = predict
 
@@ -175,6 +194,14 @@ class LatencyPredictor:
         if key not in self._features:
             self._features[key] = self._group_table(key)
         return self._features[key].total(codes)
+
+    def model_features(self, genotypes: GenotypeBatch, spec: ModelSpec) -> np.ndarray:
+        """(N, F) regressors of a calibration model: the group block sums, then, for "composition", the
+        count of edges of each op in each cell kind (also a per-edge gather)."""
+        features = self.features(genotypes, spec.groups)
+        if not spec.edge_counts:
+            return features
+        return np.column_stack([features, _EDGE_COUNTS.total(encode_genotypes(genotypes))])
 
     def describe(self) -> dict[str, Any]:
         """What this predictor predicts with, for reports and ``cars-inspect``."""
@@ -192,6 +219,25 @@ class LatencyPredictor:
         kinds = np.array([k.kind for k in self.index.keys])
         masked = np.stack([np.where(np.isin(kinds, list(g)), self.latencies, 0.0) for g in groups])  # (G, n_keys)
         return self.index.counts_table.weighted(masked)
+
+    def _calibrated_table(self, calibration: Calibration) -> EdgeCostTable:
+        """The calibrated prediction as one scalar edge-cost table. Every calibration model is linear in
+        per-edge features (group block sums, edge counts), so its coefficients and intercept fold into one
+        base and one entry per (cell, op, slot): a population is predicted with a single gather."""
+        if self._folded is None or self._folded[0] is not calibration:
+            spec, coef = calibration.spec, np.asarray(calibration.coef, dtype=np.float64)
+            n_groups = len(spec.groups)
+            key = tuple(tuple(g) for g in spec.groups)
+            if key not in self._features:
+                self._features[key] = self._group_table(key)
+            groups = self._features[key]
+            base = groups.base @ coef[:n_groups] + calibration.intercept
+            edges = groups.edges @ coef[:n_groups]
+            if spec.edge_counts:
+                base = base + _EDGE_COUNTS.base @ coef[n_groups:]
+                edges = edges + _EDGE_COUNTS.edges @ coef[n_groups:]
+            self._folded = (calibration, EdgeCostTable(np.asarray(base, dtype=np.float64), edges))
+        return self._folded[1]
 
     def _stored_calibration(self) -> Calibration | None:
         calibration = read_calibration(self.table.meta, network_id(self.network))

@@ -106,9 +106,27 @@ def format_summary(summary: dict[str, Any]) -> str:
                          f"{_num(a['kendall_tau']):>8}{_pct(a['bias_pct']):>8}")
     targets = summary["targets"]
     lines.append(
-        f"  targets: >= {targets['within_10'] * 100:.0f}% within 10%, MAPE <= {targets['mape_pct']:.0f}%, tau >= "
-        f"{targets['kendall_tau']}, >= {targets['held_out']:.0f} held-out: {'met' if summary['meets_targets'] else 'NOT met'}"
+        f"  targets: MAPE <= {targets['mape_pct']:g}%, >= {targets['within_5'] * 100:.0f}% within 5%, "
+        f">= {targets['within_10'] * 100:.0f}% within 10%, tau >= {targets['kendall_tau']}, "
+        f">= {targets['held_out']:.0f} held-out: {'met' if summary['meets_targets'] else 'NOT met'}"
     )
+    selection = summary.get("model_selection") or {}
+    if selection.get("cv_mape_pct"):
+        scores = ", ".join(f"{k} {_pct(v)}" for k, v in selection["cv_mape_pct"].items())
+        lines.append(f"  model chosen by {selection.get('folds')}-fold CV on the fit networks: {selection.get('chosen')} "
+                     f"(CV MAPE: {scores})")
+    quantiles = summary.get("residual_quantiles_pct") or {}
+    if quantiles.get("90") is not None:
+        lines.append(f"  uncertainty: 90% of cross-validated residuals within +-{quantiles['90']:.2f}%")
+    cost = summary.get("cost") or {}
+    if cost:
+        lines.append(f"  cost: {cost.get('networks_timed')} models timed x {cost.get('passes')} passes, "
+                     f"{cost.get('device_minutes')} device minutes")
+    for index, reference in enumerate(summary.get("reference") or [], start=1):
+        if reference:
+            state = "corrected" if reference.get("corrected") else "recorded only"
+            lines.append(f"  drift reference, pass {index}: {reference['run_ms']:.4g} ms vs table {reference['base_ms']:.4g} ms "
+                         f"({reference['drift_pct']:+.1f}%, {state})")
     if summary.get("report"):
         lines.append(f"  report: {summary['report']}")
     return "\n".join(lines)

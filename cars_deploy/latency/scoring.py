@@ -1,7 +1,8 @@
 """Fitting the calibration on the fit networks and scoring it on the held-out ones.
 
 Steps 4 and 5 of ``validation.calibrate_table``: the calibration model is chosen (``model="auto"``:
-leave-one-out on the fit networks only) and fitted on the fit networks; the block sum, the
+k-fold cross-validation on the fit networks only, ``model_selection.py``) and fitted on the fit
+networks, its out-of-fold residual quantiles recorded as its uncertainty; the block sum, the
 calibrated prediction and, with a second timing pass, the repeat measurement (the noise ceiling)
 are then scored against the first pass on the held-out networks alone (``metrics.agreement``).
 """
@@ -14,8 +15,9 @@ import numpy as np
 
 from ..space.genotype import Genotype
 from ..space.networks import NetworkConfig
-from .calibration import CALIBRATION_MODELS, Calibration, choose_model, fit_calibration
+from .calibration import CALIBRATION_MODELS, Calibration, fit_calibration
 from .metrics import agreement
+from .model_selection import select_model
 from .predictor import LatencyPredictor
 
 __all__ = ["Scores", "fit_and_score"]
@@ -26,12 +28,13 @@ class Scores:
     """The fitted calibration, what it predicts and how well, for every network of one run."""
 
     calibration: Calibration  # fitted on the fit networks only
-    model_selection: dict[str, Any]  # leave-one-out MAPE per model (model="auto"), the model chosen and asked
+    model_selection: dict[str, Any]  # CV MAPE per candidate, the model chosen and asked, residual quantiles
     block_sum: np.ndarray  # (N,) raw block sum (ms) of every network
     predicted: np.ndarray  # (N,) calibrated prediction (ms) of every network
     validation: dict[str, dict[str, Any]]  # held-out agreement with the first pass (Agreement.as_dict())
     by_source: dict[str, dict[str, Any]]  # held-out agreement of the random and of the published networks
     fit: dict[str, Any]  # agreement on the fit networks
+    residual_quantiles_pct: dict[str, float]  # quantiles (50/90/95) of the chosen model's absolute CV residuals (%)
 
 
 def fit_and_score(
@@ -44,18 +47,18 @@ def fit_and_score(
     published: np.ndarray,
     model: str,
     network: NetworkConfig,
+    seed: int = 0,
 ) -> Scores:
     """Fits a ``model`` calibration (or the one ``auto`` chooses) of the uncalibrated ``predictor`` on
     the ``fit`` rows of ``measured`` and scores every other row; ``published`` marks the published
-    genotypes, ``repeat`` is the second pass (None when timed once)."""
-    features = {name: predictor.features(genotypes, groups) for name, groups in CALIBRATION_MODELS.items()}
-    if model == "auto":
-        chosen, loo = choose_model({name: f[fit] for name, f in features.items()}, measured[fit])
-    else:
-        chosen, loo = model, {}
-    calibration = fit_calibration(features[chosen][fit], measured[fit], model=chosen, network=asdict(network),
-                                  table_fingerprint=predictor.fingerprint)
-    predicted = calibration.apply(features[chosen])
+    genotypes, ``repeat`` is the second pass (None when timed once); ``seed`` seeds the CV folds."""
+    asked = tuple(CALIBRATION_MODELS) if model == "auto" else (model,)
+    features = {name: predictor.model_features(genotypes, CALIBRATION_MODELS[name]) for name in {*asked, "linear"}}
+    selection = select_model({name: features[name][fit] for name in asked}, measured[fit], seed=seed)
+    chosen = selection.chosen
+    calibration = fit_calibration(features[chosen.model][fit], measured[fit], model=chosen.model, network=asdict(network),
+                                  table_fingerprint=predictor.fingerprint, ridge=chosen.spec.ridge)
+    predicted = calibration.apply(features[chosen.model])
     block_sum = features["linear"][:, 0]
     held = ~fit
     validation = {
@@ -67,7 +70,8 @@ def fit_and_score(
         validation["calibrated_vs_repeat"] = agreement(predicted[held], repeat[held]).as_dict()
     return Scores(
         calibration=calibration,
-        model_selection={f"{name}_loo_mape_pct": value for name, value in loo.items()} | {"chosen": chosen, "asked": model},
+        model_selection=selection.as_dict() | {"asked": model},
+        residual_quantiles_pct=selection.quantiles_pct(),
         block_sum=block_sum,
         predicted=predicted,
         validation=validation,

@@ -55,6 +55,7 @@ __all__ = [
     "whole_network_protocol",
     "calibrate_table",
     "measure_networks",
+    "table_reference_ms",
     "default_report_dir",
 ]
 
@@ -82,11 +83,12 @@ class ValidationConfig:
     fit: int | None = None  # random networks the calibration is fitted on (default: a third, at least 3); the rest validate
     published: bool = True  # also time every published genotype (always held out: never fitted on)
     sampler: Sampler = "dirichlet"  # how random genotypes are drawn (see networks.py)
-    model: str = "linear"  # calibration model: linear, grouped, or auto (chosen by leave-one-out on the fit networks)
+    model: str = "auto"  # calibration model: linear, grouped, composition, or auto (k-fold CV on the fit networks)
     repeat: bool = True  # time every network twice, in independent passes: the noise ceiling
     baselines: tuple[str, ...] = ()  # torchvision baselines timed in the same session (measured only)
     seed: int = 0  # seeds the genotypes, the fit/validation split and the round orders
     protocol: ProtocolConfig | None = None  # whole-network protocol (None: whole_network_protocol for the device)
+    drift_correction: bool = True  # express timings in the table's machine state via its drift reference
 
     def fit_count(self) -> int:
         return self.fit if self.fit is not None else max(3, round(self.networks / 3))
@@ -133,12 +135,22 @@ def measure_networks(
     cache_dir: Path,
     store_path: Path | None = None,
     show_progress: bool | None = None,
+    reference_ms: float | None = None,
+    drift_correction: bool = True,
 ) -> dict[str, Measurement]:
-    """Whole model files timed together with the table protocol (by file name); see ``time_models``."""
+    """Whole model files timed together with the table protocol (by file name), expressed in the machine
+    state of the table whose drift reference latency is ``reference_ms``; see ``time_models``."""
     return time_models(
         device, list(paths), protocol, input_shapes=input_shapes, cache_dir=cache_dir, store_path=store_path,
-        show_progress=show_progress,
+        show_progress=show_progress, reference_ms=reference_ms, drift_correction=drift_correction,
     )
+
+
+def table_reference_ms(table: LatencyTable) -> float | None:
+    """The drift reference latency (ms) of the state ``table`` was built in (None: a table built before
+    the reference existed; timings are then expressed in their own run's state)."""
+    value = (table.meta.get("reference") or {}).get("base_ms")
+    return None if value is None else float(value)
 
 
 def calibrate_table(
@@ -179,12 +191,14 @@ def _calibrate_table(
 
     networks = _draw_networks(config)
     paths, shapes = _export(networks.genotypes, config.baselines, device, network, cache_dir, show_progress)
-    passes = _measure_passes(device, paths, shapes, protocol, config, table.path, cache_dir, show_progress)
+    timing_started = time.perf_counter()
+    passes = _measure_passes(device, paths, shapes, protocol, config, table, cache_dir, show_progress)
+    device_minutes = round((time.perf_counter() - timing_started) / 60.0, 2)
     measured, repeat = _network_latencies(passes, paths[: len(networks.genotypes)])
     fit = np.array([role == "fit" for role in networks.roles])
     published = np.array([source == "published" for source in networks.sources])
     scores = fit_and_score(predictor, networks.genotypes, measured, repeat, fit=fit, published=published,
-                           model=config.model, network=network)
+                           model=config.model, network=network, seed=config.seed)
 
     frame = _frame(networks, paths, passes, config.baselines, scores.block_sum, scores.predicted)
     if report_dir is None and table.path is not None:
@@ -194,6 +208,8 @@ def _calibrate_table(
         protocol=protocol, report_dir=report_dir,
         counts={"random": networks.sources.count("random"), "published": int(published.sum()), "fit": int(fit.sum()),
                 "held_out": int((~fit).sum()), "baselines": len(config.baselines)},
+        references=[p[paths[0].name].reference for p in passes],
+        cost={"networks_timed": len(paths), "passes": len(passes), "device_minutes": device_minutes},
     )
     calibration = dataclasses.replace(scores.calibration, details=_details(run, scores))
     summary = _summary(run, scores, calibration, table, settings, network, elapsed_s=time.perf_counter() - started)
@@ -238,6 +254,8 @@ class _Run:
     protocol: ProtocolConfig  # the whole-network protocol used
     report_dir: Path | None
     counts: dict[str, int]  # random, published, fit, held-out and baseline networks
+    references: list[dict[str, Any] | None]  # the drift reference of each timing pass (protocol.Reference)
+    cost: dict[str, Any]  # what the calibration cost: models timed, passes, device minutes
 
 
 def _details(run: _Run, scores: Scores) -> dict[str, Any]:
@@ -245,7 +263,8 @@ def _details(run: _Run, scores: Scores) -> dict[str, Any]:
     return {
         "created": run.created, "command": run.command, "protocol": asdict(run.protocol),
         "sampler": run.config.sampler, "seed": run.config.seed, "networks": run.counts,
-        "model_selection": scores.model_selection, "validation": scores.validation, "fit": scores.fit,
+        "model_selection": scores.model_selection, "residual_quantiles_pct": scores.residual_quantiles_pct,
+        "validation": scores.validation, "fit": scores.fit, "reference": run.references, "cost": run.cost,
         "report": str(run.report_dir) if run.report_dir is not None else None,
     }
 
@@ -255,7 +274,7 @@ def _summary(
     network: NetworkConfig, *, elapsed_s: float,
 ) -> dict[str, Any]:
     """The figures of the report's ``summary.json`` (and of ``ValidationResult.summary``)."""
-    stored = ("model", "groups", "coef", "intercept", "table_fingerprint", "fitted_on")
+    stored = ("model", "groups", "coef", "intercept", "edge_counts", "ridge", "table_fingerprint", "fitted_on")
     return {
         "table": str(table.path) if table.path is not None else None,
         "settings": settings,
@@ -268,6 +287,9 @@ def _summary(
         "networks": run.counts,
         "calibration": {k: v for k, v in calibration.to_dict().items() if k in stored},
         "model_selection": scores.model_selection,
+        "residual_quantiles_pct": scores.residual_quantiles_pct,
+        "reference": run.references,
+        "cost": run.cost,
         "validation": scores.validation,
         "validation_by_source": scores.by_source,
         "fit": scores.fit,
@@ -324,19 +346,21 @@ def _export(
 
 def _measure_passes(
     device: Device, paths: list[Path], shapes: list[list[tuple[int, ...]]], protocol: ProtocolConfig,
-    config: ValidationConfig, table_path: Path | None, cache_dir: Path, show_progress: bool | None,
+    config: ValidationConfig, table: LatencyTable, cache_dir: Path, show_progress: bool | None,
 ) -> list[dict[str, Measurement]]:
-    """One or two independent passes of the protocol over all models, each with its own round order;
-    samples are kept beside the table while a pass runs, so a killed pass resumes."""
+    """One or two independent passes of the protocol over all models, each with its own round order and
+    expressed in the table's machine state (drift reference); samples are kept beside the table while a
+    pass runs, so a killed pass resumes."""
     count = 2 if config.repeat else 1
-    csv = table_files(table_path)[0] if table_path is not None else None
+    csv = table_files(table.path)[0] if table.path is not None else None
     passes = []
     for index in range(count):
         store = csv.with_name(f"{csv.stem}.calibration-pass{index + 1}.partial.json") if csv is not None else None
         pass_protocol = dataclasses.replace(protocol, seed=protocol.seed + 1000 * index + config.seed)
         _log.info("timing %d whole models on %s, pass %d of %d", len(paths), device.spec, index + 1, count)
         passes.append(measure_networks(device, paths, pass_protocol, input_shapes=shapes, cache_dir=cache_dir,
-                                       store_path=store, show_progress=show_progress))
+                                       store_path=store, show_progress=show_progress,
+                                       reference_ms=table_reference_ms(table), drift_correction=config.drift_correction))
     return passes
 
 
@@ -356,7 +380,7 @@ def _frame(
             "name": name, "source": source, "role": role,
             "block_sum_ms": block_sum[i] if in_space else np.nan, "predicted_ms": predicted[i] if in_space else np.nan,
             "measured_ms": first.latency_ms, "measured_p10_ms": first.p10_ms, "measured_p90_ms": first.p90_ms,
-            "measured_iqr_ms": first.iqr_ms, "repeat_ms": passes[1][path.name].latency_ms if len(passes) > 1 else np.nan,
+            "measured_iqr_ms": first.iqr_ms, "measured_uncorrected_ms": first.uncorrected_ms, "repeat_ms": passes[1][path.name].latency_ms if len(passes) > 1 else np.nan,
             "genotype": genotype, "model_file": path.name,
         })
     frame = pd.DataFrame(rows)

@@ -4,7 +4,10 @@ A search ranks by predicted latency; before a user ships a Pareto model, every P
 whole on the device, with the table protocol (``profilers.builder.time_models``), and ``pareto.csv``
 carries the measured latency next to the predicted one. The device options (runtime, threads, CPU
 mask) come from the latency table, so the measurement is made under the conditions the prediction
-describes.
+describes, and the drift reference expresses it in the machine state the table was built in
+(``profilers/protocol.py``, step 5): a VM or phone that got slower since the table does not read as a
+prediction error. Where pareto.csv has the prediction's uncertainty (``latency_pm90_ms``),
+``latency_outside_pm90`` flags every model measured outside it.
 """
 from __future__ import annotations
 
@@ -23,10 +26,11 @@ from ..profilers.protocol import ProtocolConfig
 from ..profilers.table import LatencyTable
 from ..space.genotype import Genotype, parse_genotype
 from ..space.networks import NetworkConfig
+from . import host
 from .metrics import relative_errors
 from .networks import NetworkExporter
 from .objective import LOCAL_TABLE
-from .validation import measure_networks, whole_network_protocol
+from .validation import measure_networks, table_reference_ms, whole_network_protocol
 
 __all__ = ["measure_genotypes", "verify_pareto", "verify_pareto_file", "options_from_table"]
 
@@ -52,9 +56,11 @@ def measure_genotypes(
     cache_dir: Path,
     protocol: ProtocolConfig | None = None,
     show_progress: bool | None = None,
+    reference_ms: float | None = None,
 ) -> np.ndarray:
     """(N,) end-to-end latency in ms of each genotype's network of size ``network`` on ``device``
-    (genotypes building the same network are timed once)."""
+    (genotypes building the same network are timed once), expressed in the state whose drift reference
+    latency is ``reference_ms`` (a table's; None: this run's own)."""
     if not genotypes:
         return np.zeros(0)
     exporter = NetworkExporter(cache_dir, network)
@@ -63,7 +69,7 @@ def measure_genotypes(
     unique = list(dict.fromkeys(paths))
     protocol = protocol or whole_network_protocol(device.spec.kind)
     results = measure_networks(device, unique, protocol, input_shapes=[[exporter.input_shape()]] * len(unique),
-                               cache_dir=cache_dir, show_progress=show_progress)
+                               cache_dir=cache_dir, show_progress=show_progress, reference_ms=reference_ms)
     return np.array([results[p.name].latency_ms for p in paths])
 
 
@@ -75,20 +81,26 @@ def verify_pareto(
     cache_dir: Path,
     protocol: ProtocolConfig | None = None,
     show_progress: bool | None = None,
+    reference_ms: float | None = None,
 ) -> pd.DataFrame:
     """``pareto`` (rows with a ``genotype`` column in DARTS notation) with ``latency_measured_ms`` added
-    next to ``latency_ms`` (the prediction), and ``latency_error_pct`` where a prediction exists."""
+    next to ``latency_ms`` (the prediction), ``latency_error_pct`` where a prediction exists and
+    ``latency_outside_pm90`` where its uncertainty ``latency_pm90_ms`` does."""
     if "genotype" not in pareto.columns:
         raise UserInputError("the Pareto table has no 'genotype' column")
     genotypes = [parse_genotype(str(text)) for text in pareto["genotype"]]
     measured = measure_genotypes(genotypes, device=device, network=network, cache_dir=cache_dir, protocol=protocol,
-                                 show_progress=show_progress)
+                                 show_progress=show_progress, reference_ms=reference_ms)
     out = pareto.copy()
-    position = list(out.columns).index("latency_ms") + 1 if "latency_ms" in out.columns else len(out.columns)
+    after = next((c for c in ("latency_pm90_ms", "latency_ms") if c in out.columns), None)
+    position = list(out.columns).index(after) + 1 if after is not None else len(out.columns)
     out.insert(position, "latency_measured_ms", measured)
     if "latency_ms" in out.columns:
         predicted = pd.to_numeric(out["latency_ms"], errors="coerce").to_numpy(dtype=np.float64)
         out.insert(position + 1, "latency_error_pct", relative_errors(predicted, measured) if measured.size else [])
+        if "latency_pm90_ms" in out.columns:
+            spread = pd.to_numeric(out["latency_pm90_ms"], errors="coerce").to_numpy(dtype=np.float64)
+            out.insert(position + 2, "latency_outside_pm90", np.abs(measured - predicted) > spread)
     return out
 
 
@@ -105,13 +117,15 @@ def verify_pareto_file(
     """Times every model of a search's ``pareto.csv`` on ``device_spec`` and rewrites the file (atomically)
     with ``latency_measured_ms`` beside the predicted ``latency_ms``. The device runs with the settings
     of ``latency_table`` when that table was made on the same device (so the two numbers describe the
-    same thing), else with the defaults (ONNX Runtime, 1 thread)."""
+    same thing), and in that table's machine state (its drift reference), else with the defaults (ONNX
+    Runtime, 1 thread) in this run's own state. ``local`` is this computer's first-use table."""
     spec = parse_device_spec(device_spec)
-    options = DeviceOptions()
-    if latency_table and latency_table != LOCAL_TABLE:
-        meta = LatencyTable.load(latency_table).meta
-        if (meta.get("settings") or {}).get("device") == str(spec):
-            options = options_from_table(meta)
+    options, reference_ms = DeviceOptions(), None
+    if latency_table:
+        path = host.ensure_host_table(network) if latency_table == LOCAL_TABLE else latency_table
+        table = LatencyTable.load(path)
+        if (table.meta.get("settings") or {}).get("device") == str(spec):
+            options, reference_ms = options_from_table(table.meta), table_reference_ms(table)
     try:
         pareto = pd.read_csv(pareto_path)
     except (OSError, ValueError) as exc:
@@ -119,7 +133,7 @@ def verify_pareto_file(
     device = open_device(spec, options)
     try:
         verified = verify_pareto(pareto, device=device, network=network, cache_dir=cache_dir or default_cache_dir(),
-                                 protocol=protocol, show_progress=show_progress)
+                                 protocol=protocol, show_progress=show_progress, reference_ms=reference_ms)
     finally:
         device.close()
     atomic_write_text(pareto_path, verified.to_csv(index=False))

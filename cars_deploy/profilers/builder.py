@@ -27,7 +27,16 @@ from ..space.networks import NetworkConfig
 from .blocks import EMPTY_KEY, BlockKey, block_input_shapes, network_blocks
 from .device import Device, TimedModel
 from .export_blocks import BlockExporter
-from .protocol import Measurement, ProtocolConfig, SampleStore, aggregate, measure
+from .protocol import (
+    REFERENCE_KEY,
+    REFERENCE_NAME,
+    Measurement,
+    ProtocolConfig,
+    SampleStore,
+    aggregate,
+    drift_reference,
+    measure,
+)
 from .table import FORMAT, LatencyTable, TableError, lock_table, table_files
 
 __all__ = ["ProfileConfig", "BuildReport", "build_table", "time_model", "time_models", "table_settings", "partial_path"]
@@ -44,6 +53,7 @@ class ProfileConfig:
     protocol: ProtocolConfig  # warm-up, rounds, runs, percentile, batching
     cache_dir: Path  # exported block models, reused across runs
     command: str = ""  # the command line, recorded in the sidecar
+    drift_correction: bool = True  # scale samples by the drift reference's factor (protocol.py, step 5)
 
 
 @dataclass(frozen=True)
@@ -112,7 +122,8 @@ def _build_table(device: Device, config: ProfileConfig, *, show_progress: bool |
 
     exporter = BlockExporter(config.cache_dir)
     fmt = device.options.model_format
-    models = [TimedModel(k.id, exporter.export(k, fmt), block_input_shapes(k)) for k in todo + [EMPTY_KEY]]
+    extra = [EMPTY_KEY] + ([REFERENCE_KEY] if REFERENCE_KEY not in todo else [])  # probes timed in every round
+    models = [TimedModel(k.id, exporter.export(k, fmt), block_input_shapes(k)) for k in todo + extra]
     protocol = config.protocol
     store = SampleStore.open(
         partial_path(config.out),
@@ -123,7 +134,11 @@ def _build_table(device: Device, config: ProfileConfig, *, show_progress: bool |
     temps_start = device.temperatures()
     measure(device, models, protocol, store, show_progress=show_progress)
     temps_end = device.temperatures()
-    measurements = aggregate(store, [k.id for k in todo], percentile=protocol.percentile)
+    # New rows are expressed in the state of the table's first build (its reference base), or define it.
+    stored_base = ((existing.meta.get("reference") or {}).get("base_ms") if existing is not None else None)
+    reference = drift_reference(store, percentile=protocol.percentile, base_ms=stored_base)
+    measurements = aggregate(store, [k.id for k in todo], percentile=protocol.percentile, reference=reference,
+                             correct=config.drift_correction)
     rows = [_row(key, measurements[key.id]) for key in todo]
     overhead = measurements[todo[0].id].overhead_ms
     events = device.events()
@@ -134,7 +149,8 @@ def _build_table(device: Device, config: ProfileConfig, *, show_progress: bool |
         device=device, settings=settings, protocol=protocol, networks=networks_meta, store=store, todo=todo,
         measurements=measurements, overhead=overhead, temps=(temps_start, temps_end), events=events,
         run={"started": began, "finished": _now(), "elapsed_s": round(time.perf_counter() - started, 3),
-             "new_blocks": len(todo), "resumed_samples": resumed, "command": config.command, "host": platform.node()},
+             "new_blocks": len(todo), "resumed_samples": resumed, "command": config.command, "host": platform.node(),
+             "reference": measurements[todo[0].id].reference},
     )
     table.save(config.out)
     store.delete()
@@ -153,12 +169,17 @@ def time_models(
     cache_dir: Path,
     store_path: Path | None = None,
     show_progress: bool | None = None,
+    reference_ms: float | None = None,
+    drift_correction: bool = True,
 ) -> dict[str, Measurement]:
     """Whole models (all ``.onnx``, all ``.ptl`` or all ``.pte``) timed together with the table protocol:
     interleaved rounds over all of them and the overhead probe, overhead subtracted (none is exported
     for ``.pte``, whose results keep it). Results by file name. ``input_shapes`` gives each model's
     input shapes (None: read from the ONNX file). With ``store_path`` the samples are kept there, so a
-    long validation that dies resumes like a table does."""
+    long validation that dies resumes like a table does. The drift reference is timed in every round
+    (where the probe is) and results are expressed in the state whose reference latency is
+    ``reference_ms`` (a table's ``meta["reference"]["base_ms"]``; None: this run's own), unless
+    ``drift_correction`` is off; each Measurement records the reference."""
     paths = [Path(p) for p in paths]
     if not paths:
         return {}
@@ -166,8 +187,9 @@ def time_models(
         if not path.is_file():
             raise UserInputError(f"model file {path} not found")
     names = [p.name for p in paths]
-    if len(set(names)) != len(names) or EMPTY_KEY.id in {p.stem for p in paths}:
-        raise UserInputError("models timed together need distinct file names (and none named like the overhead probe)")
+    if len(set(names)) != len(names) or {EMPTY_KEY.id, REFERENCE_NAME} & {p.stem for p in paths}:
+        raise UserInputError("models timed together need distinct file names (and none named like the overhead probe "
+                             "or the drift reference)")
     suffixes = {p.suffix.lower() for p in paths}
     if len(suffixes) != 1:
         raise UserInputError(f"models timed together must share one format, got {', '.join(sorted(suffixes))}")
@@ -184,21 +206,28 @@ def time_models(
         probe = BlockExporter(cache_dir).export(EMPTY_KEY, probe_format.name)
         models.append(TimedModel(EMPTY_KEY.id, probe, block_input_shapes(EMPTY_KEY)))
         overhead = EMPTY_KEY.id
+        reference_model = BlockExporter(cache_dir).export(REFERENCE_KEY, probe_format.name)
+        models.append(TimedModel(REFERENCE_NAME, reference_model, block_input_shapes(REFERENCE_KEY)))
     settings = {**table_settings(device), "runs": protocol.runs, "call_warmup": protocol.call_warmup, "seed": protocol.seed}
     store = SampleStore.open(store_path, settings)
     measure(device, models, protocol, store, show_progress=show_progress)
-    results = aggregate(store, names, percentile=protocol.percentile, overhead=overhead)
+    reference = (drift_reference(store, percentile=protocol.percentile, base_ms=reference_ms)
+                 if overhead is not None else None)
+    results = aggregate(store, names, percentile=protocol.percentile, overhead=overhead, reference=reference,
+                        correct=drift_correction)
     store.delete()
     return results
 
 
 def time_model(
     device: Device, path: Path, protocol: ProtocolConfig, *, input_shapes: Sequence[Sequence[int]] | None,
-    cache_dir: Path, show_progress: bool | None = None,
+    cache_dir: Path, show_progress: bool | None = None, reference_ms: float | None = None,
+    drift_correction: bool = True,
 ) -> Measurement:
     """One whole model timed with the table protocol (see ``time_models``)."""
     return time_models(device, [path], protocol, input_shapes=[input_shapes], cache_dir=cache_dir,
-                       show_progress=show_progress)[Path(path).name]
+                       show_progress=show_progress, reference_ms=reference_ms,
+                       drift_correction=drift_correction)[Path(path).name]
 
 
 def _onnx_input_shapes(path: Path) -> list[tuple[int, ...]]:
@@ -248,6 +277,11 @@ def _sidecar(
         if any(t is not None for pair in temperatures for t in pair):  # a host without sensors records none
             per_block[key.id] = [list(pair) for pair in temperatures]
     samples[EMPTY_KEY.id] = [float(f"{v:.7g}") for v in store.values(EMPTY_KEY.id)]
+    samples[REFERENCE_NAME] = [float(f"{v:.7g}") for v in store.values(REFERENCE_NAME)]
+    # The state every row is expressed in: set by the first build, kept by later ones (see protocol.py).
+    reference = measurements[todo[0].id].reference or {}
+    meta.setdefault("reference", {"model": REFERENCE_NAME, "base_ms": reference.get("base_ms"),
+                                  "percentile": protocol.percentile, "corrected": reference.get("corrected")})
     meta["samples_ms"] = samples
     meta["temperatures"] = {"start": temps[0], "end": temps[1], "per_block": per_block}
     meta["events"] = events

@@ -12,10 +12,20 @@ in a slow window and others in a fast one: a block's one-window median can be 60
    model in the fast state, which all models reach, rather than a mean polluted by slow windows;
    p10/p50/p90 and the inter-quartile range are recorded as the spread;
 4. the runner's fixed per-call overhead, timed the same way on an empty model (an identity on one
-   float), is subtracted, so that a sum of N blocks does not count N call overheads.
-
-Samples are kept per (model, round) in a ``SampleStore`` written atomically after every batch: a
-killed run resumes where it stopped and never re-times a (model, round) it already has.
+   float), is subtracted, so that a sum of N blocks does not count N call overheads;
+5. drift correction: a fixed reference model (``REFERENCE_KEY``, a separable convolution block that
+   never changes) is timed in every round like the others, and every sample is scaled by
+   ``base / reference`` (``Reference.factor``), ``reference`` being the reference's low percentile
+   in this run: the results are expressed in the machine state whose reference latency is ``base``.
+   A table build takes ``base`` from its own reference (so its factor is 1) and stores it in the
+   sidecar; every later timing run against that table (calibration, ``--verify-on``, ``--model
+   --reference-table``) uses the table's ``base``, so a table built on a fast VM state and a
+   verification made later on a slow one agree. Interleaving (2.) with the low percentile (3.)
+   already removes drift *within* a run (every model meets the same rounds); the reference removes it
+   *between* runs. One factor per run rather than one per round: a per-round factor would multiply
+   every sample by the reference's own timing noise and bias the low percentile of each model by its
+   own noise level, while it corrects nothing the percentile has not already removed. The reference's
+   latency in every round is recorded all the same (beside the temperatures on a phone).
 """
 from __future__ import annotations
 
@@ -31,15 +41,21 @@ import numpy as np
 from .._io import atomic_write_text
 from .._progress import progress
 from ..errors import UserInputError
-from .blocks import EMPTY_KEY
+from .blocks import EMPTY_KEY, BlockKey
 from .device import Device, Sample, TimedModel
 
-__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "measure", "aggregate", "OVERHEAD_NAME"]
+__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "drift_reference",
+           "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME"]
 
 _log = logging.getLogger(__name__)
 
 #: Name of the empty model in samples; ``aggregate`` subtracts its latency from the others.
 OVERHEAD_NAME = EMPTY_KEY.id
+#: The drift reference: a fixed block (ReLU, depthwise 3x3, pointwise, BN, twice) exported like any
+#: block, so every device and format can time it; a few hundred microseconds on a desktop CPU.
+REFERENCE_KEY = BlockKey("sep_conv_3x3", 48, 48, 28, 28, 1)
+#: Name of the reference model in samples.
+REFERENCE_NAME = REFERENCE_KEY.id
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,54 @@ class Measurement:
     rounds: int  # round samples aggregated
     runs: int  # timed calls behind them
     temperatures_c: tuple[tuple[float | None, float | None], ...] = ()  # (before, after) per round
+    reference: dict[str, Any] | None = None  # the run's drift reference (Reference.as_dict() + "corrected")
+    uncorrected_ms: float | None = None  # latency_ms without the drift correction (equal when none was applied)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The drift reference of one timing run: its latency per round and the factor applied to each round."""
+
+    base_ms: float  # reference latency of the state results are expressed in (the table's, or this run's)
+    per_round_ms: dict[int, float]  # round -> the reference's sample in that round
+    percentile: float  # the low percentile of the rounds that is this run's reference latency
+    temperatures_c: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)  # round -> (before, after)
+
+    @property
+    def factor(self) -> float:
+        """``base_ms`` over this run's reference latency: what every sample of the run is multiplied by."""
+        return self.base_ms / self.run_ms()
+
+    def run_ms(self) -> float:
+        """The reference's latency in this run (the same low percentile as every model)."""
+        return float(np.percentile(list(self.per_round_ms.values()), self.percentile))
+
+    def as_dict(self) -> dict[str, Any]:
+        """For sidecars and reports: the model, base, this run's latency, drift (%) and per-round values
+        (with the per-round temperatures where the device has sensors: a phone)."""
+        rounds = sorted(self.per_round_ms)
+        return {
+            "model": REFERENCE_NAME, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
+            "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"), "factor": float(f"{self.factor:.7g}"),
+            "per_round_ms": [float(f"{self.per_round_ms[r]:.7g}") for r in rounds],
+            **({"per_round_temperatures_c": [list(self.temperatures_c.get(r, (None, None))) for r in rounds]}
+               if any(t is not None for pair in self.temperatures_c.values() for t in pair) else {}),
+        }
+
+
+def drift_reference(store: "SampleStore", *, percentile: float, base_ms: float | None = None) -> Reference:
+    """The ``Reference`` of the samples in ``store``: ``base_ms`` (a table's) or, when None, the
+    ``percentile`` of the reference's own samples (a table build defines its state this way)."""
+    rounds = {r: float(s["ms"]) for r, s in store.samples.get(REFERENCE_NAME, {}).items()}
+    if not rounds or min(rounds.values()) <= 0:
+        raise RuntimeError(f"no positive samples of the drift reference {REFERENCE_NAME}")
+    if base_ms is None:
+        base_ms = float(np.percentile(list(rounds.values()), percentile))
+    if not base_ms > 0:
+        raise UserInputError(f"the table's drift reference latency {base_ms!r} is not positive; rebuild the table")
+    samples = store.samples[REFERENCE_NAME]
+    temperatures = {r: (samples[r].get("temp_before_c"), samples[r].get("temp_after_c")) for r in rounds}
+    return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile, temperatures_c=temperatures)
 
 
 def measure(
@@ -218,17 +282,32 @@ def measure(
         bar.close()
 
 
-def aggregate(store: SampleStore, names: Sequence[str], *, percentile: float, overhead: str | None = OVERHEAD_NAME) -> dict[str, Measurement]:
-    """One ``Measurement`` per name from its round samples, minus the overhead model's latency."""
-    overhead_ms = 0.0
-    if overhead is not None:
-        values = store.values(overhead)
+def aggregate(
+    store: SampleStore, names: Sequence[str], *, percentile: float, overhead: str | None = OVERHEAD_NAME,
+    reference: Reference | None = None, correct: bool = True,
+) -> dict[str, Measurement]:
+    """One ``Measurement`` per name from its round samples, minus the overhead model's latency; with a
+    ``reference`` and ``correct``, every sample (the overhead's too) is first scaled by the run's drift
+    factor (without ``correct`` the reference is only recorded)."""
+    factor = reference.factor if reference is not None and correct else 1.0
+    recorded = None if reference is None else {**reference.as_dict(), "corrected": bool(correct)}
+
+    def values_of(name: str, scale: float) -> np.ndarray:
+        rounds = store.samples.get(name, {})
+        return np.array([rounds[r]["ms"] * scale for r in sorted(rounds)], dtype=np.float64)
+
+    def overhead_of(scale: float) -> float:
+        if overhead is None:
+            return 0.0
+        values = values_of(overhead, scale)
         if values.size == 0:
             raise RuntimeError(f"no samples of the overhead model {overhead}")
-        overhead_ms = float(np.percentile(values, percentile))
+        return float(np.percentile(values, percentile))
+
+    overhead_ms, raw_overhead_ms = overhead_of(factor), overhead_of(1.0)
     out = {}
     for name in names:
-        values = store.values(name)
+        values = values_of(name, factor)
         if values.size == 0:
             raise RuntimeError(f"no samples of {name}")
         raw = float(np.percentile(values, percentile))
@@ -246,6 +325,8 @@ def aggregate(store: SampleStore, names: Sequence[str], *, percentile: float, ov
             rounds=int(values.size),
             runs=int(sum(s["runs"] for s in rounds.values())),
             temperatures_c=tuple((rounds[r]["temp_before_c"], rounds[r]["temp_after_c"]) for r in sorted(rounds)),
+            reference=recorded,
+            uncorrected_ms=max(float(np.percentile(values_of(name, 1.0), percentile)) - raw_overhead_ms, 0.0),
         )
     return out
 

@@ -108,7 +108,20 @@ class RunWriter:
         front = non_dominated_fronts(F)[0]
         key = cost_column(self.costs[0].name)
         pareto = table.iloc[front]
-        return pareto.sort_values([key, "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        pareto = pareto.sort_values([key, "accuracy"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        return self._with_uncertainty(pareto)
+
+    def _with_uncertainty(self, pareto: pd.DataFrame) -> pd.DataFrame:
+        """``latency_pm90_ms`` beside ``latency_ms`` when the latency cost knows its uncertainty (a
+        calibrated predictor: +-ms holding 90% of its cross-validated residuals)."""
+        cost = next((c for c in self.costs if c.name == "latency"), None)
+        spread = getattr(cost, "uncertainty", None)
+        if spread is None or pareto.empty:
+            return pareto
+        values = spread(pareto["latency_ms"].to_numpy(dtype=np.float64))
+        if values is not None:
+            pareto.insert(pareto.columns.get_loc("latency_ms") + 1, "latency_pm90_ms", values)
+        return pareto
 
     def write(
         self, population: Population, history: Sequence[Mapping[str, Any]], *, generation: int, final: bool = False

@@ -8,13 +8,12 @@ from cars_deploy.errors import UserInputError
 from cars_deploy.latency.calibration import (
     CALIBRATION_MODELS,
     Calibration,
-    choose_model,
     fit_calibration,
-    leave_one_out_mape,
     read_calibration,
     write_calibration,
 )
 from cars_deploy.latency.metrics import agreement
+from cars_deploy.latency.model_selection import select_model
 from cars_deploy.profilers.table import TableError
 
 NET = {"kind": "imagenet", "C": 48}
@@ -29,7 +28,7 @@ def test_linear_fit_recovers_a_known_relation_exactly(rng):
     measured = 0.83 * block_sum - 0.21  # block sum ~20% high, partly an offset: the prototype's finding
     calibration = _fit(block_sum[:, None], measured)
     assert calibration.coef == pytest.approx((0.83,), rel=1e-10) and calibration.intercept == pytest.approx(-0.21, abs=1e-10)
-    assert calibration.fitted_on == 30 and calibration.groups == CALIBRATION_MODELS["linear"]
+    assert calibration.fitted_on == 30 and calibration.groups == CALIBRATION_MODELS["linear"].groups
     np.testing.assert_allclose(calibration.apply(block_sum[:, None]), measured, rtol=1e-10)
 
 
@@ -70,21 +69,13 @@ def test_grouped_model_recovers_per_family_slopes_and_is_chosen_only_when_it_pay
     np.testing.assert_allclose(calibration.coef, slopes, rtol=1e-8)
     assert calibration.intercept == pytest.approx(2.0)
     total = features.sum(axis=1, keepdims=True)
-    chosen, scores = choose_model({"linear": total, "grouped": features}, grouped_truth)
-    assert chosen == "grouped" and scores["grouped"] < 1e-6 < scores["linear"]
+    selection = select_model({"linear": total, "grouped": features}, grouped_truth)
+    assert selection.chosen.model == "grouped" and selection.cv_mape_pct["grouped"] < 1e-6 < selection.cv_mape_pct["linear"]
     # When the total explains everything (up to noise), the extra parameters are not worth it.
     linear_truth = (0.9 * total[:, 0] + 2.0) * (1 + rng.normal(0, 0.002, size=40))
-    chosen, scores = choose_model({"linear": total, "grouped": features}, linear_truth)
-    assert chosen == "linear"
-    # Too few fit networks for five parameters: linear, whatever the scores.
-    chosen, _ = choose_model({"linear": total[:8], "grouped": features[:8]}, grouped_truth[:8])
-    assert chosen == "linear"
-
-
-def test_leave_one_out_is_zero_on_an_exact_relation_and_positive_with_noise(rng):
-    x = rng.uniform(1, 5, size=(15, 1))
-    assert leave_one_out_mape(x, 2 * x[:, 0] + 1) == pytest.approx(0.0, abs=1e-9)
-    assert leave_one_out_mape(x, (2 * x[:, 0] + 1) * (1 + rng.normal(0, 0.05, size=15))) > 1.0
+    assert select_model({"linear": total, "grouped": features}, linear_truth).chosen.model == "linear"
+    # Too few fit networks for five parameters in every training fold: linear, whatever the scores.
+    assert select_model({"linear": total[:5], "grouped": features[:5]}, grouped_truth[:5]).chosen.model == "linear"
 
 
 def test_bad_fit_data_is_refused():

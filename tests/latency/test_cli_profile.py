@@ -59,6 +59,7 @@ def test_calibrate_on_the_host_writes_table_calibration_and_report(tmp_path, cac
     (["--out", "{tmp}/t", "--calibrate", "2"], "at least 3"),
     (["--out", "{tmp}/t", "--calibrate", "5", "--fit", "9"], "--fit must be in 2..5"),
     (["--model", "resnet_9000"], "baseline name"),
+    (["--out", "{tmp}/t", "--reference-table", "{tmp}/t"], "--reference-table: only with --model"),
 ])
 def test_bad_calibration_and_model_flags_are_one_line_errors_before_any_timing(argv, needle, tmp_path, capsys):
     code = main(["--device", "local", *SMALL_FLAGS, *(a.replace("{tmp}", str(tmp_path)) for a in argv)])
@@ -71,6 +72,17 @@ def test_a_torchvision_baseline_is_timed_by_name(cache_dir, capsys):
                  "--warmup", "1", "--cache-dir", str(cache_dir), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["latency_ms"] > 0 and report["model"].endswith("baselines/onnx17/mnasnet1_0-32px.onnx")
+
+
+def test_a_model_is_expressed_in_a_tables_machine_state_on_request(small_table, cache_dir, capsys):
+    argv = ["--device", "local", "--model", "mnasnet1_0", "--input-size", "32", "--rounds", "2", "--runs", "2",
+            "--warmup", "1", "--cache-dir", str(cache_dir), "--json"]
+    assert main([*argv, "--reference-table", str(small_table)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["reference"]["base_ms"] == LatencyTable.load(small_table).meta["reference"]["base_ms"]
+    assert report["reference"]["corrected"] is True and len(report["reference"]["per_round_ms"]) == 2
+    assert main([*argv, "--no-drift-correction"]) == 0
+    assert json.loads(capsys.readouterr().out)["reference"]["corrected"] is False
 
 
 def test_calibration_through_the_emulated_phone(tmp_path, cache_dir, capsys):
@@ -98,6 +110,8 @@ def test_calibration_through_the_emulated_phone(tmp_path, cache_dir, capsys):
     assert table.meta["settings"]["device"] == phone.spec and table.meta["settings"]["cpu_mask"] == "1"
     stored = table.meta["calibration"][network_id(SMALL)]
     assert stored["networks"] == {"random": 4, "published": 0, "fit": 3, "held_out": 1, "baselines": 0}
+    # The drift reference ran on the phone too: in the table build and in the calibration's pass.
+    assert table.meta["reference"]["base_ms"] > 0 and len(stored["reference"][0]["per_round_ms"]) == 1
     assert result.summary["validation"]["repeat"]["n"] == 1 and (result.frame["measured_ms"] > 0).all()
     # Every whole network was pushed once and run by the phone's runner, pinned as the blocks were.
     files = set(result.frame["model_file"])

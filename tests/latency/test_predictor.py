@@ -12,7 +12,7 @@ from cars_deploy.latency import LatencyPredictor, fit_calibration, network_id
 from cars_deploy.latency.calibration import write_calibration
 from cars_deploy.profilers.blocks import genotype_blocks
 from cars_deploy.profilers.table import LatencyTable, MissingBlockError, table_files
-from cars_deploy.space import GENOTYPES, NetworkConfig, random_genotype
+from cars_deploy.space import GENOTYPES, PRIMITIVES, NetworkConfig, random_genotype
 
 from .conftest import SMALL
 
@@ -29,7 +29,8 @@ def test_block_sum_is_the_sum_of_table_rows_of_genotype_blocks(which, small_tabl
     table = LatencyTable.load(SHIPPED if which.startswith("shipped") else small_table)
     predictor = LatencyPredictor(table, calibration=None)
     assert predictor.network == (NetworkConfig.imagenet() if which.startswith("shipped") else SMALL)
-    genotypes = [random_genotype(rng) for _ in range(25)] + [GENOTYPES.get(name) for name in GENOTYPES.names()]
+    # DARTS' 8 ops, so that 'none' edges (which add no block) are covered too
+    genotypes = [random_genotype(rng, ops=PRIMITIVES) for _ in range(25)] + [GENOTYPES.get(n) for n in GENOTYPES.names()]
     assert any(op == "none" for g in genotypes for op, _ in g.normal + g.reduce)
     expected = np.array([_reference(table, g, predictor.network) for g in genotypes])
     np.testing.assert_allclose(predictor.block_sum(genotypes), expected, rtol=1e-12)

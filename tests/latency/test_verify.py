@@ -29,10 +29,26 @@ def test_pareto_rows_get_measured_latency_and_duplicates_are_timed_once(cache_di
         device.close()
     assert list(out.columns) == ["genotype", "accuracy", "latency_measured_ms"]
     assert (out["latency_measured_ms"] > 0).all() and out["latency_measured_ms"][0] == out["latency_measured_ms"][2]
-    assert all(len(batch) == 3 for batch in timed)  # two distinct networks and the overhead probe per round
+    # two distinct networks, the overhead probe and the drift reference per round
+    assert all(len(batch) == 4 for batch in timed)
     with pytest.raises(UserInputError, match="no 'genotype' column"):
         verify_pareto(pd.DataFrame({"x": [1]}), device=device, network=SMALL, cache_dir=cache_dir)
     assert measure_genotypes([], device=device, network=SMALL, cache_dir=cache_dir).shape == (0,)
+
+
+def test_models_measured_outside_the_predictions_uncertainty_are_flagged(cache_dir):
+    a, b = GENOTYPES.get("CARS_Lat_A"), GENOTYPES.get("CARS_I")
+    # a: predicted near 0 with a tiny uncertainty (a real measurement lies outside); b: an uncertainty that
+    # covers anything.
+    pareto = pd.DataFrame({"genotype": [str(a), str(b)], "latency_ms": [1e-6, 1.0], "latency_pm90_ms": [1e-7, 1e6]})
+    device = open_device("local", DeviceOptions())
+    try:
+        out = verify_pareto(pareto, device=device, network=SMALL, cache_dir=cache_dir, protocol=TINY)
+    finally:
+        device.close()
+    assert list(out.columns) == ["genotype", "latency_ms", "latency_pm90_ms", "latency_measured_ms",
+                                 "latency_error_pct", "latency_outside_pm90"]
+    assert out["latency_outside_pm90"].tolist() == [True, False]
 
 
 def test_device_options_follow_the_table():

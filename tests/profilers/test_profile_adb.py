@@ -66,11 +66,15 @@ def test_full_profiling_run_through_the_emulated_phone(undisturbed, fake_perf_te
     assert device["runner"]["sha256"] == hashlib.sha256(fake_perf_test.read_bytes()).hexdigest()
     assert meta["temperatures"]["start"]["thermal_zone1:cpu-1-0-usr"] == 41.0
     assert meta["temperatures"]["per_block"]["stem-3-12-8x8-s1"] == [[41.0, 41.0]]
+    # The drift reference's latency in every round sits beside the phone's temperatures in that round.
+    reference = meta["runs"][-1]["reference"]
+    assert reference["per_round_temperatures_c"] == [[41.0, 41.0]] and len(reference["per_round_ms"]) == 1
     pushed = undisturbed["pushed"]
     assert pushed.count("/data/local/tmp/cars/onnxruntime_perf_test") == 1
-    assert len([p for p in pushed if p.startswith("/data/local/tmp/cars/models/")]) == len(table) + 1  # + empty probe
+    # + the empty probe and the drift reference
+    assert len([p for p in pushed if p.startswith("/data/local/tmp/cars/models/")]) == len(table) + 2
     batches = [c for c in undisturbed["commands"] if "@@CARS:B" in c]
-    assert len(batches) == 4  # 54 models in batches of 16: round trips do not grow with the blocks
+    assert len(batches) == 4  # 55 models in batches of 16: round trips do not grow with the blocks
     assert all("taskset 1 /data/local/tmp/cars/onnxruntime_perf_test -e cpu -m times -r 2 -x 1 -I" in c for c in batches)
 
 
