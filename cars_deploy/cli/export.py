@@ -12,7 +12,8 @@ from ..export import EXPORTERS, ExportConfig, NetworkRequest, check_export_confi
 from ..formats import ONNX
 from ..space import NETWORK_KINDS
 from ..space.resolve import describe_genotype_spec, resolve_genotype
-from ._common import CliParser, run_command
+from . import _numbers as N
+from ._common import CliParser, out_folder, removed_if_failed, run_command
 
 __all__ = ["main"]
 
@@ -28,19 +29,19 @@ def _parser() -> CliParser:
     parser.add_argument("--checkpoint", type=Path, help="model.pt or checkpoint.pt written by cars-train")
     parser.add_argument("--format", default=ONNX.name, help=f"comma-separated formats among "
                         f"{', '.join(EXPORTERS.names())} (default {ONNX.name})")
-    parser.add_argument("--out", type=Path, default=Path("export"), help="output folder (default ./export)")
+    parser.add_argument("--out", type=out_folder, default=Path("export"), help="output folder (default ./export)")
     parser.add_argument("--name", default="model", help="file stem (default model)")
     sizes = parser.add_argument_group("network size without a checkpoint (with one, these must match it)")
     sizes.add_argument("--dataset", choices=DATASETS, help="whose classes and normalisation (default cifar10)")
     sizes.add_argument("--data-dir", type=Path, help="imagefolder: folder holding train/<class>/")
     sizes.add_argument("--network", choices=NETWORK_KINDS)
-    sizes.add_argument("--num-classes", type=int)
-    sizes.add_argument("--input-size", type=int)
-    sizes.add_argument("--C", type=int)
-    sizes.add_argument("--layers", type=int)
-    parser.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted |runtime - PyTorch|")
-    parser.add_argument("--verify-inputs", type=int, default=3, help="random input batches compared per format")
-    parser.add_argument("--seed", type=int, default=0, help="seeds random weights and verification inputs")
+    sizes.add_argument("--num-classes", type=N.CLASSES)
+    sizes.add_argument("--input-size", type=N.INPUT_SIZE)
+    sizes.add_argument("--C", type=N.CHANNELS)
+    sizes.add_argument("--layers", type=N.LAYERS)
+    parser.add_argument("--tolerance", type=N.RATE, default=1e-4, help="largest accepted |runtime - PyTorch|")
+    parser.add_argument("--verify-inputs", type=N.VERIFY_INPUTS, default=3, help="random input batches compared per format")
+    parser.add_argument("--seed", type=N.SEED, default=0, help="seeds random weights and verification inputs")
     parser.add_argument("--json", action="store_true", help="print one JSON line per exported file")
     return parser
 
@@ -66,7 +67,8 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
     )
     source = load_export_source(genotype, checkpoint=args.checkpoint, request=request, seed=args.seed)
-    results = export_model(source, config, label=describe_genotype_spec(args.genotype))
+    with removed_if_failed(args.out):
+        results = export_model(source, config, label=describe_genotype_spec(args.genotype))
     for result in results:
         if args.json:
             print(json.dumps({"format": result.format, "path": str(result.path), "card": str(result.card_path),

@@ -15,6 +15,7 @@ from ..profilers.table import LatencyTable
 from ..search.report import card_for_spec
 from ..space import GENOTYPES, NETWORK_KINDS, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
+from . import _numbers as N
 from ._common import CliParser, run_command
 
 __all__ = ["main"]
@@ -31,10 +32,10 @@ def _parser() -> CliParser:
     which.add_argument("--all", action="store_true", help="every published genotype")
     parser.add_argument("--network", choices=NETWORK_KINDS,
                         help="default: cifar, or with --latency-table the network the table was made for")
-    parser.add_argument("--C", type=int, help="initial channels (default: 36 cifar, 48 imagenet)")
-    parser.add_argument("--layers", type=int, help="number of cells (default: 20 cifar, 14 imagenet)")
-    parser.add_argument("--classes", type=int, help="classifier outputs (default: 10 cifar, 1000 imagenet)")
-    parser.add_argument("--input-size", type=int, help="input side in pixels (default: 32 cifar, 224 imagenet)")
+    parser.add_argument("--C", type=N.CHANNELS, help="initial channels (default: 36 cifar, 48 imagenet)")
+    parser.add_argument("--layers", type=N.LAYERS, help="number of cells (default: 20 cifar, 14 imagenet)")
+    parser.add_argument("--classes", type=N.CLASSES, help="classifier outputs (default: 10 cifar, 1000 imagenet)")
+    parser.add_argument("--input-size", type=N.INPUT_SIZE, help="input side in pixels (default: 32 cifar, 224 imagenet)")
     parser.add_argument("--latency-table", metavar="TABLE",
                         help="add latency_ms predicted from this latency table (a path or a shipped table's name, "
                         "e.g. host-cpu-imagenet-ort1), calibrated when the table holds a calibration")

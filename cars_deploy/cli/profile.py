@@ -31,7 +31,8 @@ from ..profilers.export_blocks import default_cache_dir
 from ..profilers.protocol import ProtocolConfig
 from ..profilers.table import LatencyTable, lock_table, table_files
 from ..space.networks import NETWORK_KINDS, NetworkConfig
-from ._common import CliParser, run_command
+from . import _numbers as N
+from ._common import CliParser, out_folder, out_prefix, run_command
 
 __all__ = ["main"]
 
@@ -48,31 +49,31 @@ def _parser() -> CliParser:
     parser.add_argument("--runtime", choices=[fmt.runtime for fmt in timing_export_formats()], default=ONNX.runtime,
                         help="model format and runtime for the blocks (default: onnxruntime)")
     what = parser.add_mutually_exclusive_group(required=True)
-    what.add_argument("--out", metavar="PATH", help="table to write or extend: PATH.csv + PATH.json (e.g. latency_tables/NAME)")
+    what.add_argument("--out", type=out_prefix, metavar="PATH", help="table to write or extend: PATH.csv + PATH.json (e.g. latency_tables/NAME)")
     what.add_argument("--model", metavar="FILE|NAME", help="time one whole model (.onnx, .ptl, .pte) instead of blocks, or "
                       "a torchvision baseline by name (mobilenet_v2, mnasnet1_0, shufflenet_v2_x2_0; random weights, "
                       "exported like the blocks, input --input-size or 224)")
     net = parser.add_argument_group("network whose blocks are profiled")
     net.add_argument("--network", choices=NETWORK_KINDS, default="imagenet", help="default: imagenet (C=48, 14 cells, 224x224)")
-    net.add_argument("--C", type=int, help="initial channels (default: 48 imagenet, 36 cifar)")
-    net.add_argument("--layers", type=int, help="number of cells (default: 14 imagenet, 20 cifar)")
-    net.add_argument("--input-size", type=int, help="input side in pixels (default: 224 imagenet, 32 cifar)")
-    net.add_argument("--classes", type=int, help="classifier outputs (default: 1000 imagenet, 10 cifar)")
+    net.add_argument("--C", type=N.CHANNELS, help="initial channels (default: 48 imagenet, 36 cifar)")
+    net.add_argument("--layers", type=N.LAYERS, help="number of cells (default: 14 imagenet, 20 cifar)")
+    net.add_argument("--input-size", type=N.INPUT_SIZE, help="input side in pixels (default: 224 imagenet, 32 cifar)")
+    net.add_argument("--classes", type=N.CLASSES, help="classifier outputs (default: 1000 imagenet, 10 cifar)")
     run = parser.add_argument_group("how models run")
-    run.add_argument("--threads", type=int, help="intra-op threads (default: 1, or one per CPU of --cpu-mask)")
+    run.add_argument("--threads", type=N.THREADS, help="intra-op threads (default: 1, or one per CPU of --cpu-mask)")
     run.add_argument("--cpu-mask", metavar="HEX", help="pin to these CPUs (taskset mask, e.g. f0 for four big cores)")
     run.add_argument("--runner", type=Path, metavar="PATH", help="vendor benchmark binary (onnxruntime_perf_test, "
                      "speed_benchmark_torch, executor_runner): pushed to phones, run as-is locally")
     run.add_argument("--input-shape", action="append", metavar="N,C,H,W", help="--model input shape (repeat per input; "
                      "ONNX models carry theirs; default for .ptl/.pte: 1,3,SIZE,SIZE of --network)")
     protocol = parser.add_argument_group("measurement protocol (defaults: local 20/50/100, adb 10/10/50)")
-    protocol.add_argument("--warmup", type=int, help="untimed calls per model before the first round (blocks, and "
+    protocol.add_argument("--warmup", type=N.COUNT0, help="untimed calls per model before the first round (blocks, and "
                           "whole networks with --calibrate; default for those: local 5, adb 3)")
-    protocol.add_argument("--rounds", type=int, help="interleaved rounds over all models")
-    protocol.add_argument("--runs", type=int, help="timed calls per model in each round")
-    protocol.add_argument("--percentile", type=float, help="low percentile of the round samples reported (default 20)")
-    protocol.add_argument("--batch-size", type=int, help="models per device call (default: local 64, adb 16)")
-    protocol.add_argument("--seed", type=int, help="seed of the per-round order (default 0)")
+    protocol.add_argument("--rounds", type=N.COUNT, help="interleaved rounds over all models")
+    protocol.add_argument("--runs", type=N.COUNT, help="timed calls per model in each round")
+    protocol.add_argument("--percentile", type=N.PERCENTILE, help="low percentile of the round samples reported (default 20)")
+    protocol.add_argument("--batch-size", type=N.BATCH, help="models per device call (default: local 64, adb 16)")
+    protocol.add_argument("--seed", type=N.SEED, help="seed of the per-round order (default 0)")
     protocol.add_argument("--no-drift-correction", dest="drift_correction", action="store_false",
                           help="record the drift reference timed in every round but do not scale the samples by it "
                           "(default: results are expressed in the machine state the table was built in)")
@@ -80,27 +81,27 @@ def _parser() -> CliParser:
                           "state TABLE was built in (its drift reference; default: this run's own state)")
     adb = parser.add_argument_group("ADB and device conditions")
     adb.add_argument("--adb-key", type=Path, metavar="PATH", help="ADB private key (default: created under the user config dir)")
-    adb.add_argument("--cooldown-above", type=float, metavar="CELSIUS",
+    adb.add_argument("--cooldown-above", type=N.NON_NEGATIVE, metavar="CELSIUS",
                      help="wait before a batch while the hottest thermal zone is above this (default: 50 on phones, "
                      "off locally; 0 disables)")
-    adb.add_argument("--cooldown-max", type=float, default=120.0, metavar="SECONDS", help="longest cooldown wait (default 120)")
-    adb.add_argument("--read-timeout", type=float, default=900.0, metavar="SECONDS", help="longest silence of a running batch (default 900)")
-    adb.add_argument("--reconnect-attempts", type=int, default=5, help="reconnections after a dropped connection (default 5)")
+    adb.add_argument("--cooldown-max", type=N.NON_NEGATIVE, default=120.0, metavar="SECONDS", help="longest cooldown wait (default 120)")
+    adb.add_argument("--read-timeout", type=N.SECONDS, default=900.0, metavar="SECONDS", help="longest silence of a running batch (default 900)")
+    adb.add_argument("--reconnect-attempts", type=N.RECONNECTS, default=5, help="reconnections after a dropped connection (default 5)")
     cal = parser.add_argument_group("calibration of the latency predictor (with --out; see cars_deploy.latency)")
-    cal.add_argument("--calibrate", type=int, metavar="N", help="after the table: time N random whole networks plus the "
+    cal.add_argument("--calibrate", type=N.COUNT, metavar="N", help="after the table: time N random whole networks plus the "
                      "published genotypes (twice, for the noise ceiling), fit the calibration on part of the random ones, "
                      "validate on the rest, store it in the sidecar and write a report (CSV, JSON, scatter PNG)")
-    cal.add_argument("--fit", type=int, metavar="K", help="random networks the calibration is fitted on (default: N/3)")
+    cal.add_argument("--fit", type=N.COUNT, metavar="K", help="random networks the calibration is fitted on (default: N/3)")
     cal.add_argument("--calibration-model", choices=("linear", "grouped", "composition", "auto"), default="auto",
                      help="linear: a*block_sum+b; grouped: one slope per op family; composition: linear plus a ridge "
                      "residual per op and cell kind; auto (default): chosen by 5-fold CV on the fit networks")
-    cal.add_argument("--calibration-rounds", type=int, metavar="R", help="interleaved rounds over the whole networks "
+    cal.add_argument("--calibration-rounds", type=N.COUNT, metavar="R", help="interleaved rounds over the whole networks "
                      "(default: local 20, adb 6)")
-    cal.add_argument("--calibration-runs", type=int, metavar="R", help="timed calls per network and round (default 10)")
+    cal.add_argument("--calibration-runs", type=N.COUNT, metavar="R", help="timed calls per network and round (default 10)")
     cal.add_argument("--baselines", action="store_true", help="also time torchvision's mobilenet_v2, mnasnet1_0 and "
                      "shufflenet_v2_x2_0 in the same session (measured only; listed in the report)")
-    cal.add_argument("--report", type=Path, metavar="DIR", help="report folder (default: PATH.calibration/ beside the table)")
-    parser.add_argument("--cache-dir", type=Path, help="exported block models (default: the user cache dir)")
+    cal.add_argument("--report", type=out_folder, metavar="DIR", help="report folder (default: PATH.calibration/ beside the table)")
+    parser.add_argument("--cache-dir", type=out_folder, help="exported block models (default: the user cache dir)")
     parser.add_argument("--json", action="store_true", help="print the result as one JSON object")
     return parser
 
@@ -115,8 +116,6 @@ def _network(args: argparse.Namespace) -> NetworkConfig:
 def _options(args: argparse.Namespace, runtime: str, kind: str) -> DeviceOptions:
     mask = parse_cpu_mask(args.cpu_mask) if args.cpu_mask is not None else None
     threads = args.threads if args.threads is not None else (bin(mask).count("1") if mask is not None else 1)
-    if args.reconnect_attempts < 0:
-        raise UserInputError("--reconnect-attempts must not be negative")
     return DeviceOptions(
         runtime=runtime,
         threads=threads,

@@ -22,7 +22,8 @@ from ..search.distributed import init_distributed
 from ..search.loop import CarsSearch, SearchResult
 from ..search.path_sampling import PATH_SAMPLINGS
 from ..space.op_sets import OP_SETS
-from ._common import CliParser, run_command
+from . import _numbers as N
+from ._common import CliParser, out_folder, run_command
 
 __all__ = ["main", "config_from_args"]
 
@@ -69,7 +70,7 @@ def _parser() -> CliParser:
         f"warmup, a generation every {d.evolve_every}, B={d.arch_batch}, t={d.expand:g}).",
     )
     where = parser.add_mutually_exclusive_group(required=True)
-    where.add_argument("--out", metavar="RUN", help="new run folder")
+    where.add_argument("--out", type=out_folder, metavar="RUN", help="new run folder")
     where.add_argument("--resume", metavar="RUN", help="continue the run in RUN from its checkpoint (its saved settings)")
     parser.add_argument("--overwrite", action="store_true", help="with --out: replace a run already in RUN")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="default",
@@ -95,40 +96,40 @@ def _parser() -> CliParser:
     budgets.add_argument("--max-params", type=float, metavar="M", help="parameter limit in millions")
     budgets.add_argument("--max-mult-adds", type=float, metavar="M", help="mult-add limit in millions")
     evolution = parser.add_argument_group("evolution (Algorithm 1)")
-    evolution.add_argument("--population", type=int, metavar="P", help="population size")
-    evolution.add_argument("--epochs", type=int, help="total epochs, warmup included")
-    evolution.add_argument("--warmup", type=int, metavar="E_WARM", help="warmup epochs on uniformly random paths")
-    evolution.add_argument("--evolve-every", type=int, metavar="E_PARAM", help="epochs between generations")
-    evolution.add_argument("--arch-batch", type=int, metavar="B", help="architectures per SGD step (eq. 3)")
-    evolution.add_argument("--expand", type=float, metavar="T", help="offspring per generation, as a multiple of P")
+    evolution.add_argument("--population", type=N.POPULATION, metavar="P", help="population size")
+    evolution.add_argument("--epochs", type=N.EPOCHS, help="total epochs, warmup included")
+    evolution.add_argument("--warmup", type=N.EPOCHS0, metavar="E_WARM", help="warmup epochs on uniformly random paths")
+    evolution.add_argument("--evolve-every", type=N.EPOCHS, metavar="E_PARAM", help="epochs between generations")
+    evolution.add_argument("--arch-batch", type=N.POPULATION, metavar="B", help="architectures per SGD step (eq. 3)")
+    evolution.add_argument("--expand", type=N.RATE, metavar="T", help="offspring per generation, as a multiple of P")
     evolution.add_argument("--path-sampling", choices=PATH_SAMPLINGS,
                            help="warmup paths: uniform (section 3.4, default) or fair (FairNAS: within each group "
                            "of steps every op of every edge is trained exactly once)")
     evolution.add_argument("--op-set", choices=tuple(OP_SETS),
                            help="ops that sampling and mutation draw: published (the 7 ops of every published "
                            "genotype, default) or darts (all 8, 'none' included, as section 3.4 samples)")
-    evolution.add_argument("--seed", type=int, help="random seed (default 0)")
-    evolution.add_argument("--max-generations", type=int, metavar="K",
+    evolution.add_argument("--seed", type=N.SEED, help="random seed (default 0)")
+    evolution.add_argument("--max-generations", type=N.COUNT0, metavar="K",
                            help="stop after generation K (resume later with --resume)")
     data = parser.add_argument_group("data and SuperNet")
     data.add_argument("--dataset", choices=DATASETS,
                       help="digits (embedded, default), cifar10 (torchvision layout) or imagefolder (train/<class>/)")
     data.add_argument("--data-dir", help="dataset folder for cifar10 / imagefolder")
-    data.add_argument("--input-size", type=int, help="image side for cifar10 / imagefolder (default 32)")
-    data.add_argument("--C", type=int, help="SuperNet initial channels")
-    data.add_argument("--layers", type=int, help="SuperNet cells")
-    data.add_argument("--batch-size", type=int, help="images per SGD step")
-    data.add_argument("--max-train-batches", type=int, metavar="N", help="cap on SGD steps per epoch (quick runs)")
-    data.add_argument("--max-val-batches", type=int, metavar="N", help="cap on validation batches per individual")
-    data.add_argument("--workers", type=int, help="data-loading worker processes (default 0)")
+    data.add_argument("--input-size", type=N.INPUT_SIZE, help="image side for cifar10 / imagefolder (default 32)")
+    data.add_argument("--C", type=N.CHANNELS, help="SuperNet initial channels")
+    data.add_argument("--layers", type=N.LAYERS, help="SuperNet cells")
+    data.add_argument("--batch-size", type=N.BATCH, help="images per SGD step")
+    data.add_argument("--max-train-batches", type=N.COUNT, metavar="N", help="cap on SGD steps per epoch (quick runs)")
+    data.add_argument("--max-val-batches", type=N.COUNT, metavar="N", help="cap on validation batches per individual")
+    data.add_argument("--workers", type=N.WORKERS, help="data-loading worker processes (default 0)")
     data.add_argument("--no-bn-recalibration", dest="bn_recalibration", action="store_const", const=False,
                       help="measure individuals with the SuperNet's shared BN statistics")
-    data.add_argument("--bn-recalibration-batches", type=int, metavar="N",
+    data.add_argument("--bn-recalibration-batches", type=N.COUNT, metavar="N",
                       help="training batches that re-estimate BN statistics per individual (default 2)")
     parser.add_argument("--device", default="auto", help="torch device of the search: auto (CUDA if available), cpu "
                         "or cuda; under torchrun each process takes GPU LOCAL_RANK (nccl), or the CPU (gloo). "
                         "(Deprecated: 'local' for --latency-table local on the auto device.)")
-    parser.add_argument("--threads", type=int, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
+    parser.add_argument("--threads", type=N.THREADS, help="CPU threads for PyTorch (default: 1 for the digits dataset on "
                         "the CPU, where more threads only cost; PyTorch's default otherwise)")
     parser.add_argument("--quiet", action="store_true", help="no per-generation log lines")
     return parser
@@ -179,8 +180,6 @@ def _search(args: argparse.Namespace, context: ProcessContext) -> int:
     quiet = args.quiet or not context.is_main
     logging.getLogger("cars_deploy.search").setLevel(logging.WARNING if quiet else logging.INFO)
     start = time.perf_counter()
-    if args.max_generations is not None and args.max_generations < 0:
-        raise UserInputError("--max-generations must be >= 0")
     if args.threads is not None and args.threads < 1:
         raise UserInputError("--threads must be at least 1")
     if args.resume:

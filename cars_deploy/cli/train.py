@@ -14,7 +14,8 @@ from ..errors import UserInputError
 from ..space import NETWORK_KINDS, NetworkConfig
 from ..space.resolve import describe_genotype_spec, resolve_genotype
 from ..train import PRESET_NETWORK, PRESETS, TrainConfig, Trainer
-from ._common import CliParser, run_command
+from . import _numbers as N
+from ._common import CliParser, out_folder, removed_if_failed, run_command
 
 __all__ = ["main"]
 
@@ -33,27 +34,27 @@ def _parser() -> CliParser:
     parser.add_argument("--preset", choices=tuple(PRESETS), default="cifar",
                         help="protocol: cifar (DARTS, section 4.2), imagenet (CARS section 4.3), darts-imagenet")
     parser.add_argument("--network", choices=NETWORK_KINDS, help="network family (default: the preset's)")
-    parser.add_argument("--C", type=int, help="initial channels (default 36 cifar, 48 imagenet)")
-    parser.add_argument("--layers", type=int, help="cells (default 20 cifar, 14 imagenet)")
-    parser.add_argument("--input-size", type=int, help="resize images to this side (not for digits)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--lr", type=float, help="initial learning rate")
-    parser.add_argument("--weight-decay", type=float)
-    parser.add_argument("--auxiliary-weight", type=float, help="0 trains without the auxiliary head")
-    parser.add_argument("--drop-path", type=float, help="final drop-path probability")
-    parser.add_argument("--cutout", type=int, help="Cutout side in pixels (0: off)")
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--max-train-batches", type=int, help="cap batches per epoch (quick runs)")
-    parser.add_argument("--max-test-images", type=int, help="test on a fixed random subset of this many images")
-    parser.add_argument("--eval-every", type=int, default=1, help="evaluate the test split every N epochs")
-    parser.add_argument("--out", type=Path, help="output folder (default runs/train-NAME)")
+    parser.add_argument("--C", type=N.CHANNELS, help="initial channels (default 36 cifar, 48 imagenet)")
+    parser.add_argument("--layers", type=N.LAYERS, help="cells (default 20 cifar, 14 imagenet)")
+    parser.add_argument("--input-size", type=N.INPUT_SIZE, help="resize images to this side (not for digits)")
+    parser.add_argument("--epochs", type=N.EPOCHS)
+    parser.add_argument("--batch-size", type=N.BATCH)
+    parser.add_argument("--lr", type=N.RATE, help="initial learning rate")
+    parser.add_argument("--weight-decay", type=N.NON_NEGATIVE)
+    parser.add_argument("--auxiliary-weight", type=N.NON_NEGATIVE, help="0 trains without the auxiliary head")
+    parser.add_argument("--drop-path", type=N.PROBABILITY, help="final drop-path probability")
+    parser.add_argument("--cutout", type=N.COUNT0, help="Cutout side in pixels (0: off)")
+    parser.add_argument("--seed", type=N.SEED)
+    parser.add_argument("--max-train-batches", type=N.COUNT, help="cap batches per epoch (quick runs)")
+    parser.add_argument("--max-test-images", type=N.COUNT, help="test on a fixed random subset of this many images")
+    parser.add_argument("--eval-every", type=N.EPOCHS, default=1, help="evaluate the test split every N epochs")
+    parser.add_argument("--out", type=out_folder, help="output folder (default runs/train-NAME)")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", type=Path, metavar="CKPT",
                         help="resume from this checkpoint (OUT/checkpoint.pt is resumed automatically)")
     resume.add_argument("--fresh", action="store_true", help="ignore OUT/checkpoint.pt and start again")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--workers", type=int, help="data-loading processes (default 0 for digits, 2 otherwise)")
+    parser.add_argument("--workers", type=N.WORKERS, help="data-loading processes (default 0 for digits, 2 otherwise)")
     parser.add_argument("--cudnn-benchmark", action="store_true",
                         help="let cuDNN pick its fastest, non-deterministic algorithms (a resumed run then no "
                         "longer matches an uninterrupted one exactly)")
@@ -122,7 +123,9 @@ def _run(args: argparse.Namespace) -> int:
         deterministic=not args.cudnn_benchmark,
     )
     resume: Any = "never" if args.fresh else (args.resume or "auto")
-    result = trainer.fit(args.out or _default_out(args.genotype), resume=resume, eval_every=args.eval_every)
+    out = args.out or _default_out(args.genotype)
+    with removed_if_failed(out):
+        result = trainer.fit(out, resume=resume, eval_every=args.eval_every)
     if args.json:
         print(json.dumps(result.card))
     else:

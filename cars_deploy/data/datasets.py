@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
@@ -87,7 +87,9 @@ def load_dataset(
             return datasets.CIFAR10(str(root), train=split == "train", transform=transform, download=False)
         except RuntimeError as exc:
             raise UserInputError(f"CIFAR-10 at {root}: {exc}") from None
-    return datasets.ImageFolder(str(_require_dir(data_dir, split)), transform=transform)
+    root = _require_dir(data_dir, split)
+    _check_image_folder(root, info.class_names)
+    return datasets.ImageFolder(str(root), transform=transform, loader=_load_image)
 
 
 def split_train_val(dataset: Dataset, *, seed: int, val_fraction: float = 0.5) -> tuple[Subset, Subset]:
@@ -139,6 +141,47 @@ class Cutout:
         image = image.clone()
         image[:, y0:y1, x0:x1] = 0.0
         return image
+
+
+def _check_image_folder(root: Path, classes: tuple[str, ...]) -> None:
+    """Refuses, before any training, an ImageFolder split whose classes differ from the training split's,
+    a class folder without images, or an image that cannot be decoded: each is one line naming the
+    folder or file. Every image is opened and ``verify``-ed by PIL (it reads headers and checksums
+    without decoding pixels), so the scan costs a read of the files, not a pass of training; without it a
+    bad file fails inside a DataLoader worker, mid-epoch, with the worker's traceback."""
+    from PIL import Image
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+
+    found = tuple(sorted(p.name for p in root.iterdir() if p.is_dir()))
+    if found != classes:
+        missing, extra = sorted(set(classes) - set(found)), sorted(set(found) - set(classes))
+        detail = "; ".join(part for part in (
+            f"missing {', '.join(missing[:5])}" if missing else "", f"unexpected {', '.join(extra[:5])}" if extra else "",
+        ) if part) or "same names in another order"
+        raise UserInputError(f"{root} has other classes than the training split ({detail}); both need the same class folders")
+    for name in classes:
+        folder = root / name
+        images = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMG_EXTENSIONS and p.is_file())
+        if not images:
+            raise UserInputError(f"class folder {folder} holds no images ({', '.join(IMG_EXTENSIONS)})")
+        for path in images:
+            try:
+                with Image.open(path) as image:
+                    image.verify()
+            except Exception as exc:  # noqa: BLE001 - PIL raises many types (OSError, SyntaxError, ...) for bad files
+                raise UserInputError(f"image {path} cannot be decoded ({type(exc).__name__}: {exc})") from None
+
+
+def _load_image(path: str) -> Any:
+    """ImageFolder's loader, with a decoding failure (a file that passed ``verify`` but is truncated)
+    turned into a ``UserInputError`` naming the file."""
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as handle:
+            return Image.open(handle).convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - see _check_image_folder
+        raise UserInputError(f"image {path} cannot be decoded ({type(exc).__name__}: {exc})") from None
 
 
 def _require_dir(data_dir: Path | None, child: str) -> Path:

@@ -123,6 +123,19 @@ class DeviceOptions:
         """The name of the model format ``runtime`` runs (``cars_deploy.formats``)."""
         return format_for_runtime(self.runtime).name
 
+    def validate(self) -> None:
+        """Raises ``UserInputError`` for a timeout, wait or count no run can use (NaN, infinite, negative)."""
+        for name in ("connect_timeout_s", "auth_timeout_s", "read_timeout_s", "reconnect_backoff_s", "cooldown_poll_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise UserInputError(f"{name} must be a positive finite number of seconds, got {value}")
+        if not (math.isfinite(self.cooldown_max_s) and self.cooldown_max_s >= 0):
+            raise UserInputError(f"cooldown_max_s must be a finite number >= 0, got {self.cooldown_max_s}")
+        if self.cooldown_above_c is not None and not math.isfinite(self.cooldown_above_c):
+            raise UserInputError(f"cooldown_above_c must be finite, got {self.cooldown_above_c}")
+        if self.reconnect_attempts < 0:
+            raise UserInputError(f"reconnect_attempts must not be negative, got {self.reconnect_attempts}")
+
 
 @dataclass(frozen=True)
 class TimedModel:

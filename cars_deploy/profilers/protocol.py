@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -86,6 +87,8 @@ class ProtocolConfig:
         for name in ("warmup", "call_warmup"):
             if getattr(self, name) < 0:
                 raise UserInputError(f"--{name.replace('_', '-')} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.seed <= 2**32 - 1:
+            raise UserInputError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
         if not 0.0 <= self.percentile <= 100.0:
             raise UserInputError(f"--percentile must be in 0..100, got {self.percentile}")
 
@@ -107,15 +110,17 @@ class SampleStore:
         try:
             saved = json.loads(path.read_text())
             old_settings, samples = saved["settings"], saved["samples"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
             raise UserInputError(f"cannot resume from {path}: unreadable ({exc}); delete it to start over") from None
+        if not isinstance(old_settings, dict):
+            raise UserInputError(f"cannot resume from {path}: field 'settings' must be an object; delete it to start over")
         if old_settings != store.settings:
             changed = sorted(k for k in set(old_settings) | set(store.settings) if old_settings.get(k) != store.settings.get(k))
             raise UserInputError(
                 f"{path} holds an interrupted run with other settings ({', '.join(changed)}); rerun with the same "
                 "settings to resume it, or delete it to start over"
             )
-        store.samples = {name: {int(r): s for r, s in rounds.items()} for name, rounds in samples.items()}
+        store.samples = _checked_samples(samples, path)
         return store
 
     def has(self, name: str, round_index: int) -> bool:
@@ -141,6 +146,32 @@ class SampleStore:
     def delete(self) -> None:
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+
+
+def _checked_samples(samples: Any, path: Path) -> dict[str, dict[int, dict[str, Any]]]:
+    """The ``samples`` field of a partial file as ``{name: {round: sample}}``; ``UserInputError`` naming the
+    file and the field for any value of the wrong type (the one place a partial file's samples are read)."""
+
+    def bad(field_name: str, expected: str) -> UserInputError:
+        return UserInputError(f"cannot resume from {path}: field {field_name!r} must be {expected}; delete it to start over")
+
+    if not isinstance(samples, dict):
+        raise bad("samples", "an object of model name -> rounds")
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for name, rounds in samples.items():
+        if not isinstance(rounds, dict):
+            raise bad(f"samples.{name}", "an object of round -> sample")
+        out[name] = {}
+        for round_text, sample in rounds.items():
+            if not (isinstance(round_text, str) and round_text.isdigit() and len(round_text) < 10):
+                raise bad(f"samples.{name}.{round_text}", "keyed by a round number")
+            ms, runs = (sample.get("ms"), sample.get("runs")) if isinstance(sample, dict) else (None, None)
+            if isinstance(ms, bool) or not isinstance(ms, (int, float)) or not math.isfinite(ms) or ms < 0:
+                raise bad(f"samples.{name}.{round_text}.ms", "a non-negative number")
+            if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+                raise bad(f"samples.{name}.{round_text}.runs", "a positive integer")
+            out[name][int(round_text)] = sample
+    return out
 
 
 @dataclass(frozen=True)

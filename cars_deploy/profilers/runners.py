@@ -24,6 +24,7 @@ import json
 import re
 import statistics
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, Sequence
 
 from .._registry import Registry
@@ -36,6 +37,7 @@ __all__ = [
     "RunnerOutputError",
     "RUNNERS",
     "runner_for_format",
+    "resolve_runner_path",
     "OnnxruntimePerfTest",
     "SpeedBenchmarkTorch",
     "ExecutorRunner",
@@ -218,3 +220,17 @@ def runner_for_format(suffix: str) -> Runner:
         known = ", ".join(fmt.suffix for fmt in all_formats())
         raise UserInputError(f"no runner times {suffix!r} models; known: {known}")
     return RUNNERS.get(model_format.runner)
+
+
+def resolve_runner_path(path: Path | str) -> Path:
+    """The absolute path of a ``--runner`` binary, checked once where it enters.
+
+    A bare name (``--runner onnxruntime_perf_test``) means the file in the current folder, never a
+    binary of that name found on ``$PATH``: the path checked here is the path run locally and pushed to
+    phones, so the two cannot differ. ``absolute()`` (not ``resolve()``) keeps a symlink's own name,
+    which names the runner in tables.
+    """
+    absolute = Path(path).expanduser().absolute()
+    if not absolute.is_file():
+        raise UserInputError(f"runner binary {path} not found (looked for {absolute})")
+    return absolute

@@ -69,6 +69,21 @@ class MissingBlockError(UserInputError):
         self.key = key
 
 
+#: Types of the sidecar fields readers use (absent or null is allowed: older tables lack some).
+_SIDECAR_TYPES: dict[str, tuple[type, ...]] = {
+    "settings": (dict,),
+    "device": (dict,),
+    "protocol": (dict,),
+    "networks": (list,),
+    "overhead_ms": (int, float),
+    "samples_ms": (dict,),
+    "temperatures": (dict,),
+    "events": (dict,),
+    "runs": (list,),
+    "calibration": (dict,),
+}
+
+
 def network_flags(config: NetworkConfig) -> list[str]:
     """The ``cars-profile`` flags selecting network ``config`` (only those differing from its kind's default)."""
     default = NetworkConfig.imagenet() if config.kind == "imagenet" else NetworkConfig.cifar()
@@ -185,6 +200,17 @@ class LatencyTable:
         where = self.path or "latency table"
         if not isinstance(self.meta, dict) or self.meta.get("format") != FORMAT:
             raise TableError(f"{where}: sidecar is not a '{FORMAT}' description")
+        for key, kinds in _SIDECAR_TYPES.items():
+            value = self.meta.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+                names = " or ".join(k.__name__ for k in kinds)
+                raise TableError(f"{where}: sidecar field {key!r} must be {names}, got {type(value).__name__}")
+        for key in ("device", "runtime", "runner"):
+            value = self.meta.get("settings", {}).get(key)
+            if value is not None and not isinstance(value, str):
+                raise TableError(f"{where}: sidecar field 'settings.{key}' must be str, got {type(value).__name__}")
+        if not all(isinstance(n, dict) for n in self.meta.get("networks") or []):
+            raise TableError(f"{where}: sidecar field 'networks' must be a list of network settings (objects)")
         missing = [c for c in KEY_COLUMNS + VALUE_COLUMNS if c not in self.frame.columns]
         if missing:
             raise TableError(f"{where}: missing columns {', '.join(missing)}")

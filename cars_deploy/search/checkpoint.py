@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._fields import require
 from .._io import atomic_torch_save, safe_torch_load
-from ..errors import CheckpointError
+from ..errors import CheckpointError, UserInputError
 from .config import SearchConfig
 
 __all__ = ["FORMAT", "VERSION", "cpu_copy", "save_checkpoint", "load_checkpoint", "rng_state", "restore_rng_state"]
@@ -36,6 +37,22 @@ _KEYS = ("format", "version", "config", "epoch", "generation", "supernet", "opti
 def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A detached CPU copy of a state dict (the previous generation's SuperNet weights, kept in checkpoints)."""
     return {key: value.detach().to("cpu", copy=True) for key, value in state.items()}
+
+
+#: Expected type of each field; the one place a loaded search checkpoint's fields are type-checked.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "config": (dict,),
+    "epoch": (int,),
+    "generation": (int,),
+    "supernet": (dict,),
+    "optimizer": (dict,),
+    "scheduler": (dict,),
+    "previous_supernet": (dict, type(None)),
+    "population": (dict,),
+    "history": (list,),
+    "train_log": (list,),
+    "rng": (dict,),
+}
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:
@@ -81,12 +98,24 @@ def load_checkpoint(
     missing = [key for key in _KEYS if key not in data]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}; it is damaged")
+    try:
+        for key, kinds in _FIELD_TYPES.items():
+            require(data[key], kinds, str(path), key)
+        for key in ("epoch", "generation"):
+            if data[key] < 0:
+                raise UserInputError(f"{path}: field {key!r} must not be negative, got {data[key]}")
+        for index, record in enumerate(data["history"]):
+            require(record, dict, str(path), f"history[{index}]")
+    except UserInputError as exc:
+        raise CheckpointError(f"{exc}; it is damaged") from None
     saved = data["config"]
-    if not isinstance(saved, dict):
-        raise CheckpointError(f"{path} has no search config; it is damaged")
     expected = config.to_dict()
-    # a setting added after the checkpoint was written (e.g. the budgets) takes its default, the old behaviour
-    saved = {**SearchConfig().to_dict(), **saved}
+    # a setting added after the checkpoint was written takes the value that means the old behaviour
+    # (a budget: none; the op set: DARTS' 8), as SearchConfig.from_dict reads an old config.json
+    try:
+        saved = SearchConfig.from_dict(saved, str(path)).to_dict()
+    except UserInputError as exc:
+        raise CheckpointError(f"{exc}; it is damaged") from None
     if saved != expected:
         diff = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
         shown = ", ".join(f"{k}={saved.get(k)!r} (run config: {expected.get(k)!r})" for k in diff[:3])

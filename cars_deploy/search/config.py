@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Literal, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
+from .._fields import check_finite, dataclass_from_dict
 from ..errors import UserInputError
+from ..space.networks import MAX_C, MAX_INPUT_SIZE, MAX_LAYERS
 from ..space.op_sets import DEFAULT_OP_SET, OP_SETS
 from .path_sampling import PATH_SAMPLINGS
 
@@ -93,6 +95,12 @@ class SearchConfig:
             if not ok:
                 raise UserInputError(message)
 
+        check_finite(self, "search settings")
+        need(0 <= self.seed <= 2**32 - 1, f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
+        need(2 <= self.C <= MAX_C and 3 <= self.layers <= MAX_LAYERS,
+             f"--C must be in 2..{MAX_C} and --layers in 3..{MAX_LAYERS}, got C={self.C}, layers={self.layers}")
+        need(self.input_size is None or 1 <= self.input_size <= MAX_INPUT_SIZE,
+             f"--input-size must be in 1..{MAX_INPUT_SIZE}, got {self.input_size}")
         need(len(self.objectives) >= 1, "give at least one cost objective (--objective params)")
         need(len(set(self.objectives)) == len(self.objectives), f"objective listed twice: {','.join(self.objectives)}")
         need(self.selection in SELECTIONS, f"unknown selection {self.selection!r}; expected pnsga3 or nsga3")
@@ -142,18 +150,14 @@ class SearchConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "SearchConfig":
-        """Inverse of ``to_dict``; unknown keys are an error (a config from another tool or version)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserInputError(f"unknown search setting(s): {', '.join(unknown)}")
-        values = dict(data)
-        # Runs made before the op set was recorded sampled DARTS' 8 ops; they resume in that space.
-        values.setdefault("op_set", "darts")
-        if "objectives" in values:
-            values["objectives"] = tuple(values["objectives"])
-        return cls(**values)
+    def from_dict(cls, data: Any, where: str = "search settings") -> "SearchConfig":
+        """Inverse of ``to_dict``; unknown keys (a config from another tool or version) and values of the
+        wrong type are a ``UserInputError`` naming ``where`` (the file) and the field. Ranges are
+        ``validate``'s job, called by the loaders."""
+        if isinstance(data, dict) and "op_set" not in data:
+            # Runs made before the op set was recorded sampled DARTS' 8 ops; they resume in that space.
+            data = {**data, "op_set": "darts"}
+        return dataclass_from_dict(cls, data, where)
 
     def replace(self, **changes: Any) -> "SearchConfig":
         return dataclasses.replace(self, **changes)

@@ -125,12 +125,21 @@ class RunDir:
             raise UserInputError(f"{run.path} is not a search run (no config.json); start one with --out {run.path}")
         try:
             data = json.loads(run.config_path.read_text())
-            config = SearchConfig.from_dict(data["search"])
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, RecursionError) as exc:
             raise UserInputError(
                 f"{run.config_path} is unreadable or not a search config ({exc}); the run cannot be resumed "
                 f"(start it over with --out {run.path} --overwrite)"
             ) from None
+        if not isinstance(data, dict) or not isinstance(data.get("search"), dict):
+            raise UserInputError(
+                f"{run.config_path} is unreadable or not a search config (no 'search' object); the run cannot be resumed"
+            )
+        # The one place a saved config is read: types by from_dict, ranges by validate, each naming the file.
+        config = SearchConfig.from_dict(data["search"], where=str(run.config_path))
+        try:
+            config.validate()
+        except UserInputError as exc:
+            raise UserInputError(f"{run.config_path}: {exc}") from None
         return run, config
 
     def clear(self) -> None:
@@ -163,7 +172,18 @@ class RunDir:
     def read_history(self) -> list[dict[str, Any]]:
         if not self.history_path.is_file():
             return []
-        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()]
+        records = []
+        for number, line in enumerate(self.history_path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except (ValueError, RecursionError) as exc:
+                raise UserInputError(f"{self.history_path} line {number} is not JSON ({exc})") from None
+            if not isinstance(record, dict):
+                raise UserInputError(f"{self.history_path} line {number} must be a JSON object, got {type(record).__name__}")
+            records.append(record)
+        return records
 
     def write_table(self, which: str, table: pd.DataFrame) -> None:
         """``which`` is ``population`` or ``pareto``."""

@@ -50,6 +50,12 @@ ENCODING_LENGTH = 2 * EDGES_PER_CELL * 2
 CONCAT: tuple[int, ...] = tuple(range(2, 2 + NUM_NODES))
 #: Longest DARTS-notation text accepted; real genotypes are about 500 characters.
 MAX_TEXT_LENGTH = 20_000
+#: Longest JSON text and largest genotype file read (a model card with its settings is a few kB); a
+#: larger file is refused without being read whole.
+MAX_FILE_BYTES = 1 << 20
+#: Largest integer accepted anywhere in a genotype: inputs are 0..NUM_NODES, concat entries 2..NUM_NODES+1;
+#: anything much larger (a 4,000-digit literal) is refused before it is printed or compared.
+_MAX_LITERAL = 10**6
 
 Edge = tuple[str, int]
 _OP_INDEX = {name: i for i, name in enumerate(PRIMITIVES)}
@@ -105,13 +111,13 @@ class Genotype:
             for position, (op, index) in enumerate(edges):
                 node = 2 + position // 2
                 if op not in _OP_INDEX:
-                    raise GenotypeError(f"{cell} cell, node {node}: unknown op {op!r}; known: {', '.join(PRIMITIVES)}")
+                    raise GenotypeError(f"{cell} cell, node {node}: unknown op {_short(op)}; known: {', '.join(PRIMITIVES)}")
                 if not 0 <= index < node:
                     raise GenotypeError(
-                        f"{cell} cell, node {node}: input {index} out of range (must be 0..{node - 1})"
+                        f"{cell} cell, node {node}: input {_short(index)} out of range (must be 0..{node - 1})"
                     )
             if tuple(concat) != CONCAT:
-                raise GenotypeError(f"{cell}_concat is {list(concat)}; this space concatenates nodes {list(CONCAT)}")
+                raise GenotypeError(f"{cell}_concat is {_short(list(concat))}; this space concatenates nodes {list(CONCAT)}")
 
     # ----- forms -------------------------------------------------------------------------------
     def __str__(self) -> str:
@@ -148,7 +154,12 @@ class Genotype:
     @classmethod
     def decode(cls, code: Sequence[int] | np.ndarray) -> "Genotype":
         """Inverse of ``encode``; raises ``GenotypeError`` for an array that is not a valid genotype."""
-        values = np.asarray(code).reshape(-1)
+        try:
+            values = np.asarray(code).reshape(-1)
+        except (ValueError, TypeError):
+            raise GenotypeError("encoded genotype is not an array of integers") from None
+        if not np.issubdtype(values.dtype, np.integer):
+            raise GenotypeError(f"encoded genotype must hold integers, got {values.dtype}")
         if values.size != ENCODING_LENGTH:
             raise GenotypeError(f"encoded genotype has {values.size} integers; expected {ENCODING_LENGTH}")
         edges = []
@@ -183,15 +194,23 @@ def _edges(cell: str, edges: Iterable[Sequence[Any]]) -> tuple[Edge, ...]:
     out: list[Edge] = []
     for position, edge in enumerate(edges):
         node = 2 + position // 2
-        if isinstance(edge, (str, bytes)) or len(edge) != 2:
-            raise GenotypeError(f"{cell} cell, node {node}: each edge must be an (op, input) pair, got {edge!r}")
+        if position >= EDGES_PER_CELL:
+            raise GenotypeError(f"{cell} cell has more than {EDGES_PER_CELL} (op, input) pairs")
+        if not isinstance(edge, (list, tuple, np.ndarray)) or len(edge) != 2:
+            raise GenotypeError(f"{cell} cell, node {node}: each edge must be an (op, input) pair, got {_short(edge)}")
         op, index = edge
         if not isinstance(op, str):
-            raise GenotypeError(f"{cell} cell, node {node}: op must be a string, got {op!r}")
+            raise GenotypeError(f"{cell} cell, node {node}: op must be a string, got {_short(op)}")
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise GenotypeError(f"{cell} cell, node {node}: input must be an integer, got {index!r}")
+            raise GenotypeError(f"{cell} cell, node {node}: input must be an integer, got {_short(index)}")
         out.append((op, int(index)))
     return tuple(out)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that an error stays one short line."""
+    text = repr(value) if not isinstance(value, int) or abs(value) < _MAX_LITERAL else "a huge integer"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # ----- readers ---------------------------------------------------------------------------------
@@ -220,6 +239,8 @@ def _json_concat(data: dict[str, Any], key: str) -> tuple[int, ...]:
     value = data.get(key, list(CONCAT))
     if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise GenotypeError(f"JSON genotype: {key} must be a list of integers")
+    if len(value) > NUM_NODES or any(abs(v) > _MAX_LITERAL for v in value):
+        raise GenotypeError(f"JSON genotype: {key} must list the {NUM_NODES} nodes {list(CONCAT)}")
     return tuple(value)
 
 
@@ -230,22 +251,44 @@ def parse_genotype(text: str) -> Genotype:
     ``range(a, b)`` and the keyword call ``Genotype(...)`` are accepted; anything else (a name, an
     attribute, another call such as ``__import__('os')``) is a ``GenotypeError``.
     """
+    if not isinstance(text, str):
+        raise GenotypeError(f"a genotype must be text, got {type(text).__name__}")
     text = text.strip()
     if not text:
         raise GenotypeError("empty genotype")
-    if len(text) > MAX_TEXT_LENGTH:
-        raise GenotypeError(f"genotype text is {len(text)} characters; at most {MAX_TEXT_LENGTH} accepted")
     if text.startswith("{"):
+        if len(text) > MAX_FILE_BYTES:
+            raise GenotypeError(f"JSON genotype is {len(text)} characters; at most {MAX_FILE_BYTES} accepted")
         try:
-            return genotype_from_dict(json.loads(text))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise GenotypeError(f"malformed JSON genotype: {exc.msg} at character {exc.pos}") from None
+        except (ValueError, RecursionError, MemoryError) as exc:
+            # ValueError: an integer beyond Python's digit limit; RecursionError: arrays nested thousands deep.
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number too large"
+            raise GenotypeError(f"malformed JSON genotype: {reason}") from None
+        try:
+            return genotype_from_dict(data)
+        except RecursionError:
+            raise GenotypeError("malformed JSON genotype: nested too deeply") from None
+    if len(text) > MAX_TEXT_LENGTH:
+        raise GenotypeError(f"genotype text is {len(text)} characters; at most {MAX_TEXT_LENGTH} accepted")
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise GenotypeError(f"malformed genotype (syntax error at character {exc.offset}): {text[:60]!r}") from None
     except (RecursionError, MemoryError):
         raise GenotypeError("malformed genotype: nested too deeply") from None
+    except ValueError:  # null bytes, an integer literal beyond Python's digit limit
+        raise GenotypeError("malformed genotype: not DARTS notation (null bytes or a number too large)") from None
+    try:
+        return _from_tree(tree)
+    except RecursionError:
+        raise GenotypeError("malformed genotype: nested too deeply") from None
+
+
+def _from_tree(tree: ast.Expression) -> Genotype:
+    """The genotype of a parsed ``Genotype(...)`` expression (see ``parse_genotype``)."""
     call = tree.body
     if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "Genotype"):
         raise GenotypeError("a genotype must be written Genotype(normal=[...], normal_concat=..., reduce=[...], reduce_concat=...)")
@@ -285,6 +328,8 @@ def parse_genotype(text: str) -> Genotype:
 def _literal(node: ast.AST) -> Any:
     """Converts the few literal forms a genotype uses; refuses everything else."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int)) and not isinstance(node.value, bool):
+        if isinstance(node.value, int) and abs(node.value) > _MAX_LITERAL:
+            raise GenotypeError(f"integer literal too large in genotype (at most {_MAX_LITERAL})")
         return node.value
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
         value = _literal(node.operand)
@@ -303,6 +348,9 @@ def _literal(node: ast.AST) -> Any:
     ):
         start, stop = (_literal(arg) for arg in node.args)
         if isinstance(start, int) and isinstance(stop, int):
+            # Bounded before anything is built: range(2, 10**26) would otherwise be expanded to a tuple.
+            if len(range(start, stop)) > NUM_NODES:
+                raise GenotypeError(f"range({start}, {stop}) has more than the {NUM_NODES} nodes of a cell")
             return range(start, stop)
     raise GenotypeError(f"unexpected expression in genotype: {ast.unparse(node)[:60]!r}")
 
@@ -335,7 +383,17 @@ def random_genotype(rng: np.random.Generator, *, ops: Sequence[str] = PUBLISHED_
 def read_genotype_file(path: Path) -> Genotype:
     """A genotype from a file holding its JSON form (or a model card) or its DARTS notation."""
     try:
-        text = path.read_text()
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise GenotypeError(f"cannot read genotype file {path}: {exc.strerror}") from None
-    return parse_genotype(text)
+    if len(raw) > MAX_FILE_BYTES:
+        raise GenotypeError(f"genotype file {path} is larger than {MAX_FILE_BYTES} bytes; it is not a genotype")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GenotypeError(f"genotype file {path} is not UTF-8 text (binary data?)") from None
+    try:
+        return parse_genotype(text)
+    except GenotypeError as exc:
+        raise GenotypeError(f"{path}: {exc}") from None

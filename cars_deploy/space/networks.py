@@ -9,6 +9,7 @@ and lets the input size be configured.
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -28,11 +29,25 @@ __all__ = [
     "build_network",
     "cell_plan",
     "CellPlan",
+    "MAX_C",
+    "MAX_LAYERS",
+    "MAX_INPUT_SIZE",
+    "MAX_CLASSES",
 ]
 
 NetworkKind = Literal["cifar", "imagenet"]
 #: The network families, for command-line choices.
 NETWORK_KINDS: tuple[NetworkKind, ...] = ("cifar", "imagenet")
+
+# Upper bounds on network sizes, chosen as what a model meant for a phone could have, with a wide margin:
+# the papers' networks use C=36..48 and 14..20 cells at 32..224 pixels; DARTS-style networks of C=1024
+# have billions of parameters, 100 cells is five times the deepest DARTS network, 1024 pixels is beyond
+# any mobile vision input, and 100,000 classes covers ImageNet-21k. Larger values only make building a
+# network run for minutes or exhaust memory before failing, so they are refused at once.
+MAX_C = 1024  # initial channels
+MAX_LAYERS = 100  # cells
+MAX_INPUT_SIZE = 1024  # input side in pixels
+MAX_CLASSES = 100_000  # classifier outputs
 
 
 @dataclass(frozen=True)
@@ -62,6 +77,14 @@ class NetworkConfig:
         """Raises ``UserInputError`` (a ``ValueError``) for sizes no network can be built with."""
         if self.kind not in ("cifar", "imagenet"):
             raise UserInputError(f"unknown network kind {self.kind!r}; expected 'cifar' or 'imagenet'")
+        bounds = (("C", self.C, 2, MAX_C), ("layers", self.layers, 3, MAX_LAYERS),
+                  ("input_size", self.input_size, 1, MAX_INPUT_SIZE), ("num_classes", self.num_classes, 1, MAX_CLASSES),
+                  ("in_channels", self.in_channels, 1, 64))
+        for name, value, low, high in bounds:
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise UserInputError(f"{name} must be an integer, got {value!r}")
+            if not low <= value <= high:
+                raise UserInputError(f"{name} must be in {low}..{high}, got {value}")
         if self.C < 2 or self.C % 2 and self.kind == "imagenet":
             raise UserInputError(f"C must be at least 2 (and even for the ImageNet stem), got {self.C}")
         if self.layers < 3:

@@ -11,6 +11,8 @@ from .genotypes import GENOTYPES
 
 __all__ = ["resolve_genotype", "describe_genotype_spec"]
 
+#: Largest pareto.csv read (a Pareto set of a few hundred rows is tens of kB).
+_MAX_CSV_BYTES = 64 << 20
 _CSV_ROW = re.compile(r"^(?P<path>.+\.csv):(?P<row>\d+)$")
 
 
@@ -24,6 +26,8 @@ def resolve_genotype(spec: str) -> Genotype:
         return parse_genotype(spec)
     match = _CSV_ROW.match(spec)
     if match:
+        if len(match["row"]) > 9:
+            raise GenotypeError(f"{match['path']}: row number {match['row'][:12]}... is too large")
         return _genotype_from_csv(Path(match["path"]), int(match["row"]))
     if _is_file(spec):
         return read_genotype_file(Path(spec))
@@ -37,6 +41,8 @@ def _genotype_from_csv(path: Path, row: int) -> Genotype:
     import pandas as pd
 
     try:
+        if path.stat().st_size > _MAX_CSV_BYTES:
+            raise GenotypeError(f"{path} is larger than {_MAX_CSV_BYTES >> 20} MiB; it is not a search's pareto.csv")
         table = pd.read_csv(path)
     except FileNotFoundError:
         raise GenotypeError(f"no such file: {path}") from None

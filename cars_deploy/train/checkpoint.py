@@ -21,9 +21,12 @@ from typing import Any, Literal
 
 import torch
 
+from .._fields import require
 from .._io import atomic_torch_save, safe_torch_load
-from ..errors import CheckpointError, GenotypeError
+from ..errors import CheckpointError, GenotypeError, UserInputError
 from ..space import GENOTYPES, Genotype, NetworkConfig, parse_genotype
+from .config import TrainConfig
+from .records import EpochRecord
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -96,9 +99,21 @@ class Checkpoint:
         if missing or set(body) - known:
             problem = f"lacks {', '.join(missing)}" if missing else f"has unknown keys {sorted(set(body) - known)}"
             raise CheckpointError(f"{source} {problem}")
+        _check_fields(body, source)
         checkpoint = cls(**body)
         if checkpoint.kind not in ("train", "model"):
             raise CheckpointError(f"{source} has unknown kind {checkpoint.kind!r}")
+        # Parse what later steps parse, so that a malformed field is refused here, naming the file.
+        try:
+            checkpoint.genotype_obj()
+            checkpoint.network_config()
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source}: {exc}") from None
+        if checkpoint.train_config is not None:
+            try:
+                TrainConfig.from_dict(checkpoint.train_config, where=f"{source} train_config")
+            except UserInputError as exc:
+                raise CheckpointError(str(exc)) from None
         if not isinstance(checkpoint.model_state, dict) or not all(
             isinstance(v, torch.Tensor) for v in checkpoint.model_state.values()
         ):
@@ -106,6 +121,53 @@ class Checkpoint:
         if checkpoint.kind == "train" and (checkpoint.optimizer_state is None or checkpoint.scheduler_state is None):
             raise CheckpointError(f"{source} is a training checkpoint without optimizer or scheduler state")
         return checkpoint
+
+
+#: Expected type of each checkpoint field (``None`` allowed where the dataclass default is ``None``).
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "kind": (str,),
+    "genotype": (str,),
+    "network": (dict,),
+    "dataset": (dict,),
+    "model_state": (dict,),
+    "train_config": (dict, type(None)),
+    "epoch": (int,),
+    "optimizer_state": (dict, type(None)),
+    "scheduler_state": (dict, type(None)),
+    "rng_state": (dict,),
+    "history": (list,),
+    "test_accuracy": (float, int, type(None)),
+}
+
+
+_EPOCH_FIELDS = tuple(f.name for f in fields(EpochRecord))
+
+
+def _check_fields(body: dict[str, Any], source: str) -> None:
+    """``CheckpointError`` naming ``source`` and the field for a value of the wrong type."""
+    try:
+        for name, value in body.items():
+            require(value, _FIELD_TYPES[name], source, name)
+        if body.get("epoch", 0) < 0:
+            raise UserInputError(f"{source}: field 'epoch' must not be negative, got {body['epoch']}")
+        for index, record in enumerate(body.get("history", [])):
+            require(record, dict, source, f"history[{index}]")
+            lacking = [name for name in _EPOCH_FIELDS if name not in record]
+            if lacking:
+                raise UserInputError(f"{source}: field 'history[{index}]' lacks {', '.join(lacking)}")
+            for key, value in record.items():
+                require(value, (float, int, type(None)), source, f"history[{index}].{key}")
+        dataset = body["dataset"]
+        for name, kind in (("name", str), ("num_classes", int), ("input_size", int)):
+            require(dataset.get(name), kind, source, f"dataset.{name}")
+        for name in ("mean", "std"):
+            values = require(dataset.get(name), (list, tuple), source, f"dataset.{name}")
+            for value in values:
+                require(value, (float, int), source, f"dataset.{name}")
+        for value in require(dataset.get("class_names", ()), (list, tuple), source, "dataset.class_names"):
+            require(value, str, source, "dataset.class_names")
+    except UserInputError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def save_checkpoint(path: str | os.PathLike[str], checkpoint: Checkpoint) -> None:

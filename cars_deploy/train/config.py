@@ -14,15 +14,18 @@ keeps from DARTS). ``TrainConfig.darts_imagenet()`` is DARTS' own ImageNet proto
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Literal
 
+from .._fields import check_finite, dataclass_from_dict
 from ..errors import UserInputError
 
 __all__ = ["PRESETS", "PRESET_NETWORK", "Schedule", "TrainConfig"]
 
 Schedule = Literal["cosine", "linear", "step"]
 _SCHEDULES: tuple[str, ...] = ("cosine", "linear", "step")
+#: Seeds are 32-bit unsigned wherever they are used (numpy, torch, DataLoader workers).
+MAX_SEED = 2**32 - 1
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,9 @@ class TrainConfig:
     # ----- checks and forms ------------------------------------------------------------------------
     def validate(self) -> None:
         """Raises ``UserInputError`` naming the first setting that no run can use."""
+        check_finite(self, "training settings")
+        if self.seed > MAX_SEED:
+            raise UserInputError(f"seed must be in 0..{MAX_SEED}, got {self.seed}")
         positive = {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr}
         for name, value in positive.items():
             if not value > 0:
@@ -152,13 +158,15 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        """Inverse of ``to_dict``; unknown keys are an error so that a foreign file is not misread."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserInputError(f"unknown training settings: {', '.join(unknown)}")
-        return cls(**data)
+    def from_dict(cls, data: Any, where: str = "training settings") -> "TrainConfig":
+        """Inverse of ``to_dict``; unknown keys, values of the wrong type or out of range are a
+        ``UserInputError`` naming ``where`` (the file) and the field, so that a foreign file is not misread."""
+        config = dataclass_from_dict(cls, data, where)
+        try:
+            config.validate()
+        except UserInputError as exc:
+            raise UserInputError(f"{where}: {exc}") from None
+        return config
 
 
 #: Named protocols for ``cars-train --preset``.

@@ -16,8 +16,10 @@ import torch
 from torch import nn
 
 from .. import __version__
+from .._fields import require
 from .._io import atomic_write_text
 from ..data import DatasetInfo
+from ..errors import UserInputError
 from ..space import Genotype, NetworkConfig, count_mult_adds, count_parameters
 
 __all__ = ["CARD_VERSION", "WeightsKind", "build_model_card", "write_model_card", "read_model_card"]
@@ -29,6 +31,16 @@ _PREPROCESSING = {
     "digits": "grey levels 0..16 divided by 16, repeated over 3 channels, then (x - mean) / std",
 }
 _DEFAULT_PREPROCESSING = "RGB pixels divided by 255, resized to input_size, then (x - mean) / std per channel"
+
+
+#: Type of each field that readers of a card use.
+_CARD_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "genotype": str,
+    "network": dict,
+    "input": dict,
+    "class_names": list,
+    "weights": str,
+}
 
 
 def build_model_card(
@@ -99,6 +111,17 @@ def write_model_card(path: str | os.PathLike[str], card: dict[str, Any]) -> None
 
 
 def read_model_card(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Reads a card written by ``write_model_card``."""
-    with open(path, encoding="utf-8") as handle:
-        return json.load(handle)
+    """Reads a card written by ``write_model_card``; an unreadable file, or a card whose fields have the
+    wrong type, is a ``UserInputError`` naming the file and the field."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            card = json.load(handle)
+    except (OSError, ValueError, RecursionError) as exc:
+        raise UserInputError(f"cannot read model card {path}: {exc}") from None
+    where = f"model card {path}"
+    require(card, dict, where, "(top level)")
+    for name, kind in _CARD_FIELDS.items():
+        require(card.get(name), kind, where, name)
+    for name in ("C", "layers", "num_classes", "input_size", "in_channels"):
+        require(card["network"].get(name), int, where, f"network.{name}")
+    return card

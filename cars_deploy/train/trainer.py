@@ -227,22 +227,29 @@ class Trainer:
         if eval_every < 1:
             raise UserInputError(f"eval_every must be at least 1, got {eval_every}")
         source = _resume_source(resume, Path(out_dir) / CHECKPOINT_NAME)
-        _ = self.train_loader, self.test_loader  # a missing dataset fails here, before any folder is made
-        # One process per output folder (refused before anything is made); then the temporary files of a
-        # killed run's atomic writes go.
+        # One process per output folder (refused before anything is made). Inside the lock, everything that
+        # can be refused is checked before the folder is made: the checkpoint resumed (read and matched to
+        # this run), then the dataset; then the temporary files of a killed run's atomic writes go.
         with hold_lock(out_dir, what=f"training output {out_dir}"):
+            resumed = self._restore(load_checkpoint(source, map_location=self.device), source=str(source)) if source else None
+            _ = self.train_loader, self.test_loader  # a missing or damaged dataset fails here, before any folder is made
             out = prepare_output_dir(out_dir)
             remove_stale_temps(out)
-            return self._fit(out, source, eval_every, on_epoch_end)
+            return self._fit(out, source, resumed, eval_every, on_epoch_end)
 
     def _fit(
-        self, out: Path, source: Path | None, eval_every: int, on_epoch_end: Callable[[EpochRecord], None] | None
+        self,
+        out: Path,
+        source: Path | None,
+        resumed: tuple[int, list[EpochRecord]] | None,
+        eval_every: int,
+        on_epoch_end: Callable[[EpochRecord], None] | None,
     ) -> TrainResult:
         checkpoint_path = out / CHECKPOINT_NAME
         history: list[EpochRecord] = []
         start = 0
-        if source is not None:
-            start, history = self._restore(load_checkpoint(source, map_location=self.device), source=str(source))
+        if resumed is not None:
+            start, history = resumed
         else:
             torch.manual_seed(self.config.seed)
             self.order_generator.manual_seed(self.config.seed)

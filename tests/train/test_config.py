@@ -59,6 +59,6 @@ def test_invalid_settings_are_user_errors(change):
 def test_dict_round_trip_and_unknown_keys():
     c = TrainConfig.imagenet(seed=3)
     assert TrainConfig.from_dict(c.to_dict()) == c
-    with pytest.raises(UserInputError, match="unknown training settings"):
+    with pytest.raises(UserInputError, match="unknown setting"):
         TrainConfig.from_dict({**c.to_dict(), "lr_decay": 0.5})
     assert not math.isnan(c.lr_factor(0))
