@@ -110,6 +110,7 @@ NON_NEGATIVE = FloatRange(0.0, 1e6)  # weight decay, loss weights, Celsius thres
 PROBABILITY = FloatRange(0.0, 1.0, high_open=True)  # drop-path and similar probabilities: [0, 1)
 SECONDS = FloatRange(0.0, 7 * 24 * 3600.0, low_open=True)  # timeouts: > 0, at most a week
 PERCENTILE = FloatRange(0.0, 100.0)  # percentiles
+LIMIT = FloatRange(0.0, 1e9, low_open=True)  # budgets (ms, millions of params or mult-adds): > 0
 EPOCHS0 = IntRange(0, 100_000)  # epochs where 0 is allowed (search warmup)
 POPULATION = IntRange(1, 100_000)  # population size, architectures per step (the config checks P >= 2)
 RECONNECTS = IntRange(0, 1000)  # reconnections after a dropped connection

@@ -91,10 +91,10 @@ def _parser() -> CliParser:
     budgets = parser.add_argument_group(
         "budgets", "limits every Pareto model must meet (any combination): the selection keeps models within "
         "budget first (constraint domination); a limit no genotype of the space meets is refused")
-    budgets.add_argument("--max-latency", type=float, metavar="MS",
+    budgets.add_argument("--max-latency", type=N.LIMIT, metavar="MS",
                          help="predicted latency limit in ms (needs --latency-table)")
-    budgets.add_argument("--max-params", type=float, metavar="M", help="parameter limit in millions")
-    budgets.add_argument("--max-mult-adds", type=float, metavar="M", help="mult-add limit in millions")
+    budgets.add_argument("--max-params", type=N.LIMIT, metavar="M", help="parameter limit in millions")
+    budgets.add_argument("--max-mult-adds", type=N.LIMIT, metavar="M", help="mult-add limit in millions")
     evolution = parser.add_argument_group("evolution (Algorithm 1)")
     evolution.add_argument("--population", type=N.POPULATION, metavar="P", help="population size")
     evolution.add_argument("--epochs", type=N.EPOCHS, help="total epochs, warmup included")

@@ -56,7 +56,7 @@ def open_search(
     continued (``config`` is then its saved one: ``CarsSearch.saved_config``); either with the latency
     cost when the config asks for it. The other arguments are ``CarsSearch``'s."""
     if not resume and not overwrite:  # a taken folder fails now, not after the latency table is made
-        _on_main(distributed, lambda: _check_new(run_dir))
+        _on_main(distributed, lambda: RunDir.require_new(run_dir))
     costs = latency_costs(config, distributed=distributed)
     return CarsSearch(config, run_dir, resume=resume, overwrite=overwrite, device=device, costs=costs,
                       distributed=distributed, show_progress=show_progress)
@@ -78,7 +78,3 @@ def verify_search(result: SearchResult, config: SearchConfig, *, device: str) ->
 def _on_main(distributed: ProcessContext | None, fn: Callable[[], T]) -> T:
     """``fn()`` in a single process; on rank 0 (its result and errors shared with every rank) otherwise."""
     return fn() if distributed is None else distributed.on_main(fn)
-
-
-def _check_new(run_dir: str | Path) -> None:
-    RunDir.check_new(run_dir)

@@ -96,7 +96,7 @@ class CarsSearch:
                 f"{config.arch_batch * self.dist.world_size} architectures per step exceeds --population {config.population}"
             )
         if not resume and not overwrite:
-            self.dist.on_main(lambda: RunDir.check_new(run_dir))  # fail before minutes of data loading, not after
+            self.dist.on_main(lambda: RunDir.require_new(run_dir))  # fail before minutes of data loading, not after
         self._lock: HeldLock | None = None  # rank 0: the run folder's lock, held until close()
         self.dist.on_main(lambda: self._hold(run_dir))  # a second process on this run is refused now
         self.show_progress = show_progress and self.dist.is_main

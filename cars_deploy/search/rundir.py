@@ -107,6 +107,12 @@ class RunDir:
         return run
 
     @classmethod
+    def require_new(cls, path: str | Path) -> None:
+        """``check_new`` for a caller that needs only the refusal: rank 0 of a distributed search runs it
+        and shares its (JSON) result, so it returns nothing."""
+        cls.check_new(path)
+
+    @classmethod
     def create(cls, path: str | Path, config: SearchConfig, *, overwrite: bool = False) -> "RunDir":
         """A new run in ``path`` (created, or empty) with its config written; see ``check_new``.
         ``overwrite`` first deletes the files of a run already there (only those, nothing else)."""

@@ -156,7 +156,8 @@ def test_a_model_path_with_spaces_quotes_and_semicolons_is_timed_and_nothing_els
         assert main(argv) == 0
         assert main(argv) == 0  # the second time nothing is pushed: runner and model are up to date
         result = json.loads(capsys.readouterr().out.splitlines()[-1])
-        assert result["latency_ms"] > 0
+        # timed for real (a block this small can land at the overhead floor of 0 ms on a busy machine)
+        assert result["raw_ms"] > 0 and result["latency_ms"] >= 0 and result["rounds"] > 0
         assert emulator.pushed.count(f"/data/local/tmp/cars/models/{name}") == 1
         assert emulator.pushed.count("/data/local/tmp/cars/onnxruntime_perf_test") == 1
         assert (phone / "data/local/tmp/cars/models" / name).read_bytes() == model.read_bytes()

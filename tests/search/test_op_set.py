@@ -41,3 +41,21 @@ def test_a_config_saved_before_op_sets_existed_reads_as_darts(tiny_config):
     del old["op_set"]
     assert SearchConfig.from_dict(old).op_set == "darts"
     assert SearchConfig.from_dict(tiny_config.to_dict()).op_set == "published"
+
+
+def test_a_run_saved_before_this_wave_resumes_in_the_darts_space(tmp_path, tiny_config):
+    """config.json and checkpoint.pt without the settings added since (op set, warmup path sampling,
+    budgets), as an older cars-search wrote them, resume to the end in DARTS' 8-op space."""
+    import torch
+
+    added = ("op_set", "path_sampling", "max_latency_ms", "max_params_m", "max_mult_adds_m")
+    run = tmp_path / "run"
+    CarsSearch(tiny_config.replace(op_set="darts"), run, device="cpu", show_progress=False).run(max_generations=1)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    saved = json.loads((run / "config.json").read_text())
+    for key in added:
+        del state["config"][key], saved["search"][key]
+    torch.save(state, run / "checkpoint.pt")
+    (run / "config.json").write_text(json.dumps(saved))
+    resumed = CarsSearch.resume(run, device="cpu", show_progress=False)
+    assert resumed.config.op_set == "darts" and resumed.run().finished
