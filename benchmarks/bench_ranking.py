@@ -50,7 +50,7 @@ from experiments.common import REPO_ROOT, experiment_parser, main_wrapper, prepa
 from experiments.figures import new_figure, save_figure  # noqa: E402
 from experiments.ranking_fidelity import choose_genotypes, supernet_accuracy  # noqa: E402
 from experiments.records import ResultsDir  # noqa: E402
-from experiments.runs import SearchRun, run_search, train_command, train_each  # noqa: E402
+from experiments.runs import SearchRun, command_text, run_search, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 from experiments.stats import rank_correlation  # noqa: E402
 
@@ -203,16 +203,19 @@ def _run(args: argparse.Namespace) -> int:
         results.add_seconds(f"search_{name}", run.seconds)
         return run
 
-    reference = search("baseline")
-    classes = dataset_info("imagefolder", experiment.data_dir).num_classes
-    count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
-                      label="params", scale=1.0)
-    chosen = choose_genotypes(pd.read_csv(RunDir(reference.path).population_path), n=args.n, source="mixed",
-                              count=count, rng=np.random.default_rng([args.seed, 0x4A4B]), pool_size=args.pool)
+    # The genotype set is picked once, from the reference search, and then read back: it stays the same
+    # for every variant and every later session, even where the search would come out otherwise.
     saved = results.file("genotypes.csv")
-    if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(chosen["genotype"]):
-        raise UserInputError(f"{saved} lists other genotypes than these settings pick; choose another --out")
-    results.write_csv("genotypes.csv", chosen)
+    if saved.is_file():
+        chosen = pd.read_csv(saved)
+    else:
+        classes = dataset_info("imagefolder", experiment.data_dir).num_classes
+        count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
+                          label="params", scale=1.0)
+        chosen = choose_genotypes(pd.read_csv(RunDir(search("baseline").path).population_path), n=args.n,
+                                  source="mixed", count=count, rng=np.random.default_rng([args.seed, 0x4A4B]),
+                                  pool_size=args.pool)
+        results.write_csv("genotypes.csv", chosen)
     items = chosen[["item", "source", "genotype", "params"]].to_dict("records")
     seed1_items = [items[i] for i in spread(chosen["params"].to_numpy(), args.second_seed)] if args.second_seed else []
     second = replace(budget, seed=budget.seed + 1)
@@ -221,7 +224,8 @@ def _run(args: argparse.Namespace) -> int:
         return lambda item: model_budget.argv(item["genotype"], data_dir=experiment.data_dir,
                                               input_size=experiment.input_size)
 
-    commands = [reference.command, *(train_command(argv_of(budget)(i), work_dir=experiment.work_dir) for i in items),
+    commands = [*(command_text("cars-search", VARIANTS[name].search_argv(scale, **argv_options)) for name in variants),
+                *(train_command(argv_of(budget)(i), work_dir=experiment.work_dir) for i in items),
                 *(train_command(argv_of(second)(i), work_dir=experiment.work_dir) for i in seed1_items)]
     results.write_text("commands.txt", "\n".join(commands) + "\n")
 
@@ -250,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
             path = results.file(f"supernet-{name}.csv")
             if path.is_file():
                 continue
-            run = reference if name == "baseline" else search(name)
+            run = search(name)
             began = time.perf_counter()
             genotypes = [parse_genotype(g) for g in chosen["genotype"]]
             accuracy = {
