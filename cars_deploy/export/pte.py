@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..formats import PTE
+from ..profilers.export_blocks import without_inplace_ops
 from .base import EXPORTERS, ExportedFile, ExporterUnavailableError, Runner
 
 __all__ = ["PteExporter", "INSTALL_HINT"]
@@ -72,7 +73,7 @@ class PteExporter:
     def export(self, model: nn.Module, example: torch.Tensor, path: Path, *, metadata: dict[str, str]) -> ExportedFile:
         exir = _import_quietly("executorch.exir")
         partition = _import_quietly("executorch.backends.xnnpack.partition.xnnpack_partitioner")
-        exported = torch.export.export(model.eval(), (example,))
+        exported = torch.export.export(without_inplace_ops(model.eval()), (example,))
         edge = exir.to_edge_transform_and_lower(exported, partitioner=[partition.XnnpackPartitioner()])
         calls = Counter(
             str(node.target)

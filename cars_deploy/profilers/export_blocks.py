@@ -25,6 +25,7 @@ import io
 import os
 import tempfile
 import warnings
+from copy import deepcopy
 from pathlib import Path
 from typing import Iterator
 
@@ -34,7 +35,7 @@ from ..errors import DeviceError, UserInputError
 from ..formats import ONNX, PTE, timing_export_format
 from .blocks import BlockKey, block_input_shapes, build_block
 
-__all__ = ["BlockExporter", "export_module", "default_cache_dir", "seeded", "text_seed"]
+__all__ = ["BlockExporter", "export_module", "default_cache_dir", "seeded", "text_seed", "without_inplace_ops"]
 
 
 def default_cache_dir() -> Path:
@@ -106,9 +107,23 @@ def _export_pte(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path:
         raise UserInputError(
             "timing ExecuTorch (.pte) models needs the executorch package: pip install 'cars-deploy[executorch]'"
         ) from None
-    exported = torch.export.export(module, inputs)
+    exported = torch.export.export(without_inplace_ops(module), inputs)
     program = to_edge_transform_and_lower(exported, partitioner=[XnnpackPartitioner()]).to_executorch()
     path.write_bytes(program.buffer)
+
+
+def without_inplace_ops(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of ``module`` whose in-place activations (``ReLU(inplace=True)``) write new tensors instead.
+
+    ``torch.export`` records an in-place op on a graph input (the ImageNet ``stem1`` block starts with one)
+    as a mutation of that input, which ExecuTorch's lowering rejects ("Could not find input in either
+    buffer or input nodes"); the copy computes the same values and leaves the caller's module untouched.
+    """
+    copy = deepcopy(module)
+    for child in copy.modules():
+        if getattr(child, "inplace", False) is True:
+            child.inplace = False
+    return copy
 
 
 def _export_onnx(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], path: Path) -> None:

@@ -28,6 +28,27 @@ def test_a_whole_pte_model_is_timed_in_process_with_the_overhead_probe(block_cac
     assert report["raw_ms"] == pytest.approx(report["latency_ms"] + report["overhead_ms"])
 
 
+@pytest.mark.parametrize("kind", ["stem0", "stem1"])
+def test_imagenet_stems_export_to_pte_and_compute_what_the_block_computes(block_cache, kind):
+    """stem1 opens with an in-place ReLU on its input, which ExecuTorch's lowering once rejected
+    ("Could not find input in either buffer or input nodes"), stopping every ImageNet .pte table."""
+    import torch
+    from executorch.runtime import Runtime
+
+    from cars_deploy.profilers.blocks import build_block
+    from cars_deploy.profilers.export_blocks import seeded, text_seed
+
+    key = BlockKey(kind, 3 if kind == "stem0" else 24, 24, 56 if kind == "stem0" else 14, 56 if kind == "stem0" else 14,
+                   4 if kind == "stem0" else 2)
+    path = BlockExporter(block_cache).export(key, "pte")
+    x = torch.randn(1, key.C_in, key.H, key.W)
+    with seeded(text_seed(key.id)):
+        expected = build_block(key).eval()(x.clone())
+    got = Runtime.get().load_program(str(path)).load_method("forward").execute([x.clone()])[0]
+    assert got.shape == expected.shape == (1, key.C_out, key.H // key.stride, key.W // key.stride)
+    assert torch.allclose(got, expected, atol=1e-4)
+
+
 def test_runtime_executorch_builds_a_table_of_every_block(tmp_path, block_cache, capsys):
     out = tmp_path / "pte-table"
     assert main(["--device", "local", "--runtime", "executorch", *SMALL_FLAGS, *FAST, "--cache-dir", str(block_cache),
