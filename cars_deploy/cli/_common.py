@@ -18,10 +18,22 @@ from ..errors import CarsError
 __all__ = ["CliParser", "run_command", "out_folder", "out_prefix", "removed_if_failed"]
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, keeping the line breaks written into a flag's help (one line per choice)."""
+
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        lines: list[str] = []
+        for part in text.splitlines():
+            lines += super()._split_lines(part, width)
+        return lines
+
+
 class CliParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose usage errors are one line on stderr and exit code 2."""
+    """An ``ArgumentParser`` whose usage errors are one line on stderr and exit code 2, and whose flag help
+    may hold line breaks."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
 

@@ -78,7 +78,11 @@ def _parser() -> CliParser:
     objectives = parser.add_argument_group("objectives")
     objectives.add_argument("--objective", help="cost(s) minimised next to accuracy, comma-separated: params, "
                             "mult_adds, latency (default: params)")
-    objectives.add_argument("--selection", choices=SELECTIONS, help="survivor selection (default: pnsga3)")
+    objectives.add_argument("--selection", choices=SELECTIONS, help="survivor selection (section 3.3):\n"
+                            "pnsga3: pNSGA-III as in the paper (default)\n"
+                            "pnsga3-shuffled: pnsga3, speeds permuted at random\n"
+                            "vega: vega's sort (accuracy, size up), random cut\n"
+                            "nsga3: NSGA-III on accuracy and cost")
     objectives.add_argument("--deploy-network", choices=DEPLOY_NETWORKS,
                             help="network the costs are counted on (default: imagenet, the mobile setting)")
     objectives.add_argument("--latency-table", metavar="TABLE",

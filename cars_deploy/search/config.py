@@ -17,10 +17,10 @@ from ..errors import UserInputError
 from ..space.networks import MAX_C, MAX_INPUT_SIZE, MAX_LAYERS
 from ..space.op_sets import DEFAULT_OP_SET, OP_SETS
 from .path_sampling import PATH_SAMPLINGS
+from .selection import SELECTIONS, SelectionName
 
 __all__ = ["SearchConfig", "PRESETS", "preset", "SELECTIONS", "DEPLOY_NETWORKS"]
 
-SELECTIONS: tuple[str, ...] = ("pnsga3", "nsga3")
 DEPLOY_NETWORKS: tuple[str, ...] = ("imagenet", "cifar")
 
 
@@ -30,7 +30,7 @@ class SearchConfig:
 
     # --- objectives ---
     objectives: tuple[str, ...] = ("params",)  # costs minimised next to accuracy (names in search.objectives.COSTS)
-    selection: Literal["pnsga3", "nsga3"] = "pnsga3"  # survivor selection (section 3.3)
+    selection: SelectionName = "pnsga3"  # survivor selection (section 3.3; search.selection.SELECTIONS)
     deploy_network: Literal["imagenet", "cifar"] = "imagenet"  # network the costs are counted on (paper: ImageNet mobile)
     latency_table: str | None = None  # latency table for the 'latency' cost (plugged in by the latency predictor)
     # --- budgets (search.budgets: constraint domination in the selection) ---
@@ -103,7 +103,8 @@ class SearchConfig:
              f"--input-size must be in 1..{MAX_INPUT_SIZE}, got {self.input_size}")
         need(len(self.objectives) >= 1, "give at least one cost objective (--objective params)")
         need(len(set(self.objectives)) == len(self.objectives), f"objective listed twice: {','.join(self.objectives)}")
-        need(self.selection in SELECTIONS, f"unknown selection {self.selection!r}; expected pnsga3 or nsga3")
+        need(self.selection in SELECTIONS,
+             f"unknown selection {self.selection!r}; expected one of {', '.join(SELECTIONS)}")
         need(self.path_sampling in PATH_SAMPLINGS,
              f"unknown path sampling {self.path_sampling!r}; expected one of {', '.join(PATH_SAMPLINGS)}")
         need(self.op_set in OP_SETS, f"unknown op set {self.op_set!r}; expected one of {', '.join(OP_SETS)}")

@@ -8,7 +8,7 @@ for e = 1 .. E_evo:
     make t*P distinct offspring by crossover / mutation / random               (section 4.1)
     measure parents and offspring on the new weights, offspring also on the
     previous generation's weights (for the accuracy increasing speed)
-    keep P of the (1+t)P by pNSGA-III (or NSGA-III)                              (section 3.3)
+    keep P of the (1+t)P by pNSGA-III (or an ablation, search.selection)       (section 3.3)
 ```
 
 ``CarsSearch`` runs that loop as a small state machine over two counters - epochs trained and
@@ -52,7 +52,7 @@ from .population import Individual, Population
 from .result import SearchResult
 from .run_writer import RunWriter
 from .rundir import RunDir
-from .selection import select
+from .selection import select, selection_rng
 from .trainer import SuperNetTrainer
 from .variation import VariationConfig, make_offspring
 
@@ -302,12 +302,13 @@ class CarsSearch:
         for individual, accuracy, rate in zip(candidates, current, speed):
             individual.accuracy, individual.speed = float(accuracy), float(rate)
         keep = select(
-            config.selection,  # type: ignore[arg-type]
+            config.selection,
             accuracy=current,
             costs=candidates.costs(),
             speed=speed,
             n_survive=config.population,
             violation=self.writer.violation(candidates.genotypes) if self.budgets else None,
+            rng=selection_rng(config.seed, generation),  # own stream: self.rng draws alike under every selection
         )
         selected = np.zeros(len(candidates), dtype=bool)
         selected[keep] = True
