@@ -2,8 +2,9 @@
 
 Each experiment is one module with a ``main(argv)`` and runs as ``python -m experiments.NAME``:
 
-- ``small_model_trap``: NSGA-III vs pNSGA-III, the population's parameter distribution per generation
-  (paper section 3.3, Figure 2);
+- ``small_model_trap``: pNSGA-III against its ablations (speeds shuffled, vega's sort) and NSGA-III over
+  seeds, the population's parameter distribution per generation and the fronts' hypervolumes (paper
+  section 3.3, Figure 2; issue 17), analysed by ``selection_ablation``;
 - ``cars_vs_random``: models from the final pNSGA-III Pareto set against random genotypes of matched
   size, retrained with the same short budget (paper Table 1's random-search row);
 - ``ranking_fidelity``: Kendall tau between SuperNet validation accuracy (with and without batch-norm

@@ -32,8 +32,9 @@ __all__ = ["Experiment", "REPO_ROOT", "experiment_parser", "main_wrapper", "prep
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def experiment_parser(name: str, description: str) -> CliParser:
-    """A parser with the flags every experiment takes; ``name`` is the experiment (and results folder) name."""
+def experiment_parser(name: str, description: str, *, results: str | None = None) -> CliParser:
+    """A parser with the flags every experiment takes; ``name`` is the experiment's name and, unless
+    ``results`` names another, its results folder's (``experiments/results/<name>``)."""
     prog = name.replace("_", "-")
     parser = CliParser(prog=prog, description=description)
     data = parser.add_argument_group("data (CIFAR-10 JPEG, ImageFolder layout)")
@@ -49,7 +50,8 @@ def experiment_parser(name: str, description: str) -> CliParser:
     data.add_argument("--subset-seed", type=int, default=0, help="seed that picks the subset's images")
     data.add_argument("--input-size", type=int, default=32, help="image side the networks read (default 32)")
     where = parser.add_argument_group("folders and machine")
-    where.add_argument("--out", type=Path, help=f"results folder (default experiments/results/{name})")
+    where.add_argument("--out", type=Path, default=REPO_ROOT / "experiments" / "results" / results if results else None,
+                       help=f"results folder (default experiments/results/{results or name})")
     where.add_argument("--work-dir", type=Path, default=REPO_ROOT / "runs" / "experiments",
                        help="search and training run folders, shared by the experiments (default: %(default)s)")
     where.add_argument("--threads", type=int, default=2, help="PyTorch CPU threads (default 2: both cores of a free "

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from cars_deploy.errors import UserInputError
 from cars_deploy.space import NetworkConfig
@@ -126,9 +126,8 @@ _HELP: dict[str, str] = {
 }
 
 
-def _add_flags(parser: argparse.ArgumentParser, cls: Any, prefix: str, title: str) -> None:
+def _add_flags(parser: argparse.ArgumentParser, cls: Any, prefix: str, title: str, default: Any) -> None:
     group = parser.add_argument_group(title)
-    default = cls()
     for field in fields(cls):
         if field.name == "seed":
             continue
@@ -142,29 +141,37 @@ def _add_flags(parser: argparse.ArgumentParser, cls: Any, prefix: str, title: st
         group.add_argument(_flag(name), **options)
 
 
-def add_search_flags(parser: argparse.ArgumentParser) -> None:
-    """``--search-*`` flags for every ``SearchScale`` field, and ``--seed``."""
-    _add_flags(parser, SearchScale, "search", "search scale (cars-search)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the searches, retraining and genotype picks")
+def add_search_flags(
+    parser: argparse.ArgumentParser, *, defaults: SearchScale | None = None, seeds: Sequence[int] | None = None
+) -> None:
+    """``--search-*`` flags for every ``SearchScale`` field (their defaults from ``defaults``, the CPU scale
+    when None), and ``--seed``; or, with ``seeds``, ``--seeds`` (one search per seed, these by default)."""
+    _add_flags(parser, SearchScale, "search", "search scale (cars-search)", defaults or SearchScale())
+    if seeds is None:
+        parser.add_argument("--seed", type=int, default=0, help="seed of the searches, retraining and genotype picks")
+    else:
+        parser.add_argument("--seeds", type=int, nargs="+", default=list(seeds), metavar="SEED",
+                            help=f"seeds of the searches and of their retraining, one search each (default "
+                            f"{' '.join(map(str, seeds))})")
 
 
 def add_train_flags(parser: argparse.ArgumentParser) -> None:
     """``--train-*`` flags for every ``TrainScale`` field but the seed (``--seed`` sets it)."""
-    _add_flags(parser, TrainScale, "train", "retraining budget (cars-train)")
+    _add_flags(parser, TrainScale, "train", "retraining budget (cars-train)", TrainScale())
 
 
-def _collect(cls: Any, prefix: str, args: argparse.Namespace) -> Any:
+def _collect(cls: Any, prefix: str, args: argparse.Namespace, seed: int | None) -> Any:
     values = {f.name: getattr(args, f"{prefix}_{f.name}") for f in fields(cls) if f.name != "seed"}
     for name, value in values.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise UserInputError(f"{_flag(prefix + '_' + name)} must not be negative, got {value}")
-    return cls(seed=args.seed, **values)
+    return cls(seed=args.seed if seed is None else seed, **values)
 
 
-def search_scale(args: argparse.Namespace) -> SearchScale:
-    """The ``SearchScale`` the flags describe (``0`` max train batches means None); ``UserInputError`` for a
-    size no search can run."""
-    scale: SearchScale = _collect(SearchScale, "search", args)
+def search_scale(args: argparse.Namespace, *, seed: int | None = None) -> SearchScale:
+    """The ``SearchScale`` the flags describe (``0`` max train batches means None) with ``seed`` (``--seed``
+    when None); ``UserInputError`` for a size no search can run."""
+    scale: SearchScale = _collect(SearchScale, "search", args, seed)
     if scale.max_train_batches == 0:
         scale = replace(scale, max_train_batches=None)
     if scale.generations < 1 or scale.evolve_every < 1 or scale.population < 2 or scale.val_batches < 1:
@@ -173,9 +180,10 @@ def search_scale(args: argparse.Namespace) -> SearchScale:
     return scale
 
 
-def train_scale(args: argparse.Namespace) -> TrainScale:
-    """The ``TrainScale`` the flags describe (``0`` for steps or eval-every means None)."""
-    scale: TrainScale = _collect(TrainScale, "train", args)
+def train_scale(args: argparse.Namespace, *, seed: int | None = None) -> TrainScale:
+    """The ``TrainScale`` the flags describe (``0`` for steps or eval-every means None) with ``seed``
+    (``--seed`` when None)."""
+    scale: TrainScale = _collect(TrainScale, "train", args, seed)
     changes: dict[str, Any] = {}
     if scale.steps_per_epoch == 0:
         changes["steps_per_epoch"] = None

@@ -1,21 +1,28 @@
-"""Experiment 1, the small model trap (paper section 3.3, Figure 2): NSGA-III against pNSGA-III.
+"""Experiment 1, the small model trap (paper section 3.3, Figure 2), with seeds: does pNSGA-III's
+accuracy-speed term do anything?
 
-Two ``cars-search`` runs that differ only in ``--selection`` (``nsga3``, ``pnsga3``): same seed, so the
-same warmup and the same generation-0 population, objective ``params``, 20 generations. For every
-generation the selected population's parameter counts are summarised - range, median, quartiles, the
-share of members in the largest third of the space (parameters at least ``lo + 2/3 (hi - lo)``, with
-``lo``/``hi`` the smallest and largest model of the DARTS space, ``choose.space_bounds``) and the share
-above the 2/3 quantile of generation 0 - and plotted as in Figure 2 (a-d): the populations of five
-generations on (parameters, validation accuracy) and the final parameter distribution, per selection.
+Every selection of ``SELECTIONS`` runs one ``cars-search`` per seed (``--seeds``, default 0 1 2), the
+runs differing only in ``--selection``; under one seed they share the warmup and generation 0. The
+selections (``cars_deploy.search.selection``): ``pnsga3`` as the paper describes it;
+``pnsga3-shuffled``, the same with the accuracy speeds permuted at random among the models (the speed
+term's control); ``vega``, the authors' toolkit, whose second sort is (accuracy up, size up) with no
+speed at all and a random cut; and ``nsga3``, no second sort.
 
-The paper's claim is that NSGA-III drifts to small models (the early, still-training SuperNet favours
-them) while pNSGA-III keeps a wide range. The analysis reports the measured numbers whichever way they
-come out.
+The default scale is the reduced one of EXPERIMENTS.md (20 SGD steps per epoch, 10 warmup epochs + 20
+generations x 2 epochs, P=16, objective ``params``) with 10 validation batches of 256 images (2,560)
+ranking each individual. Per generation and seed: the size median and range, the shares in the largest
+third of the space and above generation 0's 2/3 quantile, the best SuperNet accuracy. Then the top
+``--top`` (3) models of each final front by SuperNet accuracy are retrained with the experiment's short
+budget (``--train-*``, that seed), and each (selection, seed) front gets two hypervolumes in (accuracy
+up, parameters down): on the final population's SuperNet accuracies and on the retrained models' test
+accuracies. Selections are compared seed by seed (``selection_ablation``).
 
-    python -m experiments.small_model_trap --threads 2          # the CPU scale of EXPERIMENTS.md
+    python -m experiments.small_model_trap --threads 2          # 4 selections x 3 seeds, then 36 retrainings
 
-Writes ``experiments/results/small_model_trap/``: ``per_generation.csv``, ``populations.csv``,
-``summary.json``, ``commands.txt``, ``timing.json``, ``fig2.png``, ``distribution.png``, ``trend.png``.
+Writes ``experiments/results/small_model_trap-seeds/``: ``populations.csv``, ``per_generation.csv``,
+``across_seeds.csv``, ``plan.csv``, ``models.jsonl``, ``final.csv``, ``summary.json``, ``commands.txt``,
+``timing.json``, ``fig2.png`` (Figure 2 with the seeds' spread) and ``fronts.png``. (The one-seed run of
+the first version of this experiment stays in ``experiments/results/small_model_trap/``.)
 """
 from __future__ import annotations
 
@@ -24,7 +31,7 @@ import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -32,254 +39,237 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from cars_deploy.errors import UserInputError  # noqa: E402
 from cars_deploy.search.objectives import build_costs, deploy_network  # noqa: E402
+from cars_deploy.search.rundir import RunDir  # noqa: E402
+from cars_deploy.search.selection import non_dominated_fronts  # noqa: E402
+from experiments import selection_ablation as ablation  # noqa: E402
 from experiments.choose import space_bounds  # noqa: E402
-from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
-from experiments.figures import SELECTION_STYLE, new_figure, save_figure  # noqa: E402
+from experiments.common import Experiment, experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
+from experiments.figures import SELECTION_STYLE, new_figure, save_figure, seed_band  # noqa: E402
 from experiments.records import ResultsDir  # noqa: E402
-from experiments.runs import run_search  # noqa: E402
-from experiments.scale import add_search_flags, search_scale  # noqa: E402
-from experiments.stats import size_summary  # noqa: E402
+from experiments.runs import run_search, train_command, train_each  # noqa: E402
+from experiments.scale import SearchScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 
-__all__ = ["NAME", "SELECTIONS", "analyse", "main", "plot", "populations_table"]
+__all__ = ["NAME", "SELECTIONS", "main", "plot_fig2", "plot_fronts"]
 
 NAME = "small_model_trap"
-SELECTIONS: tuple[str, ...] = ("nsga3", "pnsga3")
+RESULTS = "small_model_trap-seeds"  # the results folder (small_model_trap/ holds the one-seed run)
+SELECTIONS: tuple[str, ...] = ("pnsga3", "pnsga3-shuffled", "vega", "nsga3")
+SEEDS: tuple[int, ...] = (0, 1, 2)
+#: The reduced scale of EXPERIMENTS.md with 2,560 validation images per individual (10 batches of 256).
+SCALE = SearchScale(max_train_batches=20, val_batches=10)
 log = logging.getLogger("experiments")
+_MARKERS = "osD^v<>px*"
 
 
-def populations_table(histories: Mapping[str, Sequence[Mapping[str, Any]]]) -> pd.DataFrame:
-    """The selected members of every generation of every search, one row each."""
-    rows = []
-    for selection, history in histories.items():
-        for record in history:
-            for ind in record["individuals"]:
-                if ind.get("selected", True):
-                    rows.append({
-                        "selection": selection,
-                        "generation": int(record["generation"]),
-                        "params": int(ind["params"]),
-                        "accuracy": ind["accuracy"],
-                        "accuracy_speed": ind.get("accuracy_speed"),
-                        "origin": ind.get("origin"),
-                        "born": ind.get("born"),
-                    })  # fmt: skip
-    return pd.DataFrame(rows, columns=["selection", "generation", "params", "accuracy", "accuracy_speed", "origin", "born"])
-
-
-def analyse(populations: pd.DataFrame, space: tuple[float, float]) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Per-generation size summaries of each selection, and the comparison of their last generations.
-
-    The generation-0 reference (its 2/3 quantile) is taken per selection; with the same seed both
-    searches start from the same population, which the summary checks (``same_generation0``).
-    """
-    rows = []
-    summary: dict[str, Any] = {"space_params": {"min": space[0], "max": space[1],
-                                                "largest_third_from": space[0] + 2 / 3 * (space[1] - space[0])},
-                               "selections": {}}  # fmt: skip
-    for selection, table in populations.groupby("selection", sort=False):
-        gen0 = table[table["generation"] == 0]["params"]
-        q67 = float(np.percentile(gen0, 200 / 3)) if len(gen0) else float("nan")
-        for generation, members in table.groupby("generation"):
-            row = {"selection": selection, "generation": int(generation)}
-            row.update(size_summary(members["params"], space=space, reference_q67=q67))
-            row["accuracy_median"] = float(members["accuracy"].median())
-            row["accuracy_max"] = float(members["accuracy"].max())
-            rows.append(row)
-        per_gen = pd.DataFrame([r for r in rows if r["selection"] == selection])
-        first, last = per_gen.iloc[0], per_gen.iloc[-1]
-        summary["selections"][selection] = {
-            "generations": int(last["generation"]),
-            "generation0_q67": q67,
-            "first": {k: first[k] for k in first.index if k != "selection"},
-            "last": {k: last[k] for k in last.index if k != "selection"},
-            "median_change": float(last["params_median"] / first["params_median"] - 1.0),
-            "range_kept": float(last["params_range"] / first["params_range"]) if first["params_range"] else None,
-        }
-    per_generation = pd.DataFrame(rows)
-    chosen = summary["selections"]
-    if all(s in chosen for s in SELECTIONS):
-        a, b = chosen["pnsga3"]["last"], chosen["nsga3"]["last"]
-        g0 = {s: sorted(populations[(populations.selection == s) & (populations.generation == 0)]["params"]) for s in SELECTIONS}
-        summary["comparison_last_generation"] = {
-            "same_generation0": g0["nsga3"] == g0["pnsga3"],
-            "median_ratio_pnsga3_over_nsga3": a["params_median"] / b["params_median"],
-            "range_ratio_pnsga3_over_nsga3": a["params_range"] / b["params_range"] if b["params_range"] else None,
-            "share_top_third_gen0": {"nsga3": b["share_top_third_gen0"], "pnsga3": a["share_top_third_gen0"]},
-            "share_top_third_space": {"nsga3": b["share_top_third_space"], "pnsga3": a["share_top_third_space"]},
-        }
-    return per_generation, summary
-
-
-def _shown_generations(last: int, count: int = 5) -> list[int]:
-    return sorted({int(round(g)) for g in np.linspace(0, last, count)})
-
-
-def plot(populations: pd.DataFrame, per_generation: pd.DataFrame, space: tuple[float, float], folder: Path) -> list[Path]:
-    """``fig2.png`` (Figure 2 a-d), ``distribution.png`` (box plots per generation), ``trend.png``."""
-    from matplotlib import colormaps
+def plot_fig2(generations: pd.DataFrame, space: tuple[float, float], path: Path) -> Path:
+    """Figure 2 with the seeds' spread: per selection and generation, the median over seeds (line) and
+    their range (band) of the population's median size, its share in the space's largest third and
+    its best SuperNet accuracy."""
     from matplotlib.ticker import MaxNLocator
 
-    paths = []
-    selections = [s for s in SELECTIONS if s in set(populations["selection"])]
-    scale = 1e-6
-    cut = (space[0] + 2 / 3 * (space[1] - space[0])) * scale
-    xs = populations["params"] * scale
-    pad = 0.05 * max(float(xs.max() - xs.min()), 1e-9)
-    xlim = (float(xs.min()) - pad, float(xs.max()) + pad)
-
-    figure = new_figure(11, 4.2 * len(selections))
-    letters = iter("abcd")
-    for row, selection in enumerate(selections):
-        table = populations[populations.selection == selection]
-        last = int(table.generation.max())
-        shown = _shown_generations(last)
-        cmap = colormaps["viridis"]
-        ax = figure.add_subplot(len(selections), 2, 2 * row + 1)
-        for i, generation in enumerate(shown):
-            members = table[table.generation == generation]
-            ax.scatter(members.params * scale, members.accuracy * 100, s=16, alpha=0.85, linewidths=0,
-                       color=cmap(i / max(len(shown) - 1, 1)), label=f"generation {generation}")
-        ax.set_xlim(xlim)
-        ax.set_xlabel("parameters (M)")
-        ax.set_ylabel("SuperNet validation accuracy (%)")
-        ax.set_title(f"({next(letters)}) {SELECTION_STYLE[selection]['label']}: populations")
-        ax.legend(fontsize=7, loc="lower right")
+    panels = (("params_median", 1e-6, "median parameters of the population (M)"),
+              ("share_top_third_space", 1.0, "share in the largest third of the space"),
+              ("accuracy_max", 100.0, "best SuperNet accuracy (%)"))  # fmt: skip
+    figure = new_figure(15, 4.4)
+    for index, (column, scale, label) in enumerate(panels, start=1):
+        ax = figure.add_subplot(1, len(panels), index)
+        for selection in [s for s in SELECTIONS if s in set(generations.selection)]:
+            table = generations[generations.selection == selection].pivot(index="seed", columns="generation", values=column)
+            seed_band(ax, table.columns.to_numpy(), table.to_numpy(float) * scale, selection=selection)
+        if column == "share_top_third_space":
+            ax.set_ylim(-0.03, 1.03)
+        ax.set_xlabel("generation")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
-        ax = figure.add_subplot(len(selections), 2, 2 * row + 2)
-        bins = np.linspace(xlim[0], xlim[1], 25)
-        ax.hist(table[table.generation == 0].params * scale, bins=bins, histtype="step", color="0.4", label="generation 0")
-        ax.hist(table[table.generation == last].params * scale, bins=bins, alpha=0.7,
-                color=SELECTION_STYLE[selection]["color"], label=f"generation {last}")
-        if cut <= xlim[1]:
-            ax.axvline(cut, color="k", ls=":", lw=1, label="largest third of the space")
-        ax.set_xlim(xlim)
-        ax.set_xlabel("parameters (M)")
-        ax.set_ylabel("individuals")
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_title(f"({next(letters)}) {SELECTION_STYLE[selection]['label']}: distribution after {last} generations")
         ax.legend(fontsize=7)
+    lo, hi = space
+    figure.suptitle(f"median over seeds (line) and min-max (band); the space spans {lo / 1e6:.2f}-{hi / 1e6:.2f} M "
+                    f"parameters, its largest third from {(lo + 2 / 3 * (hi - lo)) / 1e6:.2f} M", fontsize=9)
     figure.tight_layout()
-    paths.append(save_figure(figure, folder / "fig2.png"))
+    return save_figure(figure, path)
 
-    figure = new_figure(11, 4.2)
-    ax = figure.add_subplot()
-    width = 0.8 / max(len(selections), 1)
-    for i, selection in enumerate(selections):
+
+def plot_fronts(populations: pd.DataFrame, final: pd.DataFrame, path: Path) -> Path:
+    """The final population of every seed on (parameters, SuperNet accuracy), one panel per selection,
+    each seed's first front joined by a line, with its hypervolume in the legend."""
+    selections = [s for s in SELECTIONS if s in set(populations.selection)]
+    figure = new_figure(5 * len(selections), 4.4)
+    axes = figure.subplots(1, len(selections), sharex=True, sharey=True, squeeze=False)[0]
+    for ax, selection in zip(axes, selections):
+        color = SELECTION_STYLE[selection]["color"]
         table = populations[populations.selection == selection]
-        generations = sorted(table.generation.unique())
-        data = [table[table.generation == g].params * scale for g in generations]
-        positions = np.array(generations) + (i - (len(selections) - 1) / 2) * width
-        parts = ax.boxplot(data, positions=positions, widths=width * 0.9, patch_artist=True, manage_ticks=False,
-                           flierprops={"markersize": 2}, medianprops={"color": "black"})
-        for box in parts["boxes"]:
-            box.set_facecolor(SELECTION_STYLE[selection]["color"])
-            box.set_alpha(0.6)
-        ax.plot([], [], color=SELECTION_STYLE[selection]["color"], lw=6, alpha=0.6, label=SELECTION_STYLE[selection]["label"])
-    ax.set_xlabel("generation")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylabel("parameters (M)")
-    ax.set_title("population parameter distribution per generation")
-    ax.legend()
-    ax.grid(alpha=0.3, axis="y")
-    paths.append(save_figure(figure, folder / "distribution.png"))
-
-    figure = new_figure(11, 4.2)
-    left, right = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
-    for selection in selections:
-        rows = per_generation[per_generation.selection == selection]
-        style = SELECTION_STYLE[selection]
-        left.plot(rows.generation, rows.params_median * scale, color=style["color"], label=f"{style['label']} median")
-        left.fill_between(rows.generation, rows.params_q25 * scale, rows.params_q75 * scale, color=style["color"], alpha=0.2)
-        left.plot(rows.generation, rows.params_min * scale, color=style["color"], ls=":", lw=1)
-        left.plot(rows.generation, rows.params_max * scale, color=style["color"], ls=":", lw=1)
-        right.plot(rows.generation, rows.share_top_third_gen0, color=style["color"], label=f"{style['label']}: top third of gen. 0")
-        right.plot(rows.generation, rows.share_top_third_space, color=style["color"], ls="--",
-                   label=f"{style['label']}: top third of the space")
-    left.set_xlabel("generation")
-    for axis in (left, right):
-        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    left.set_ylabel("parameters (M): median, quartiles (band), min/max (dotted)")
-    left.legend(fontsize=8)
-    left.grid(alpha=0.3)
-    right.set_xlabel("generation")
-    right.set_ylabel("share of the population")
-    right.set_ylim(-0.03, 1.03)
-    right.legend(fontsize=7)
-    right.grid(alpha=0.3)
+        for marker, (seed, runs) in zip(_MARKERS, table.groupby("seed")):
+            members = runs[runs.generation == runs.generation.max()]
+            x, y = members.params.to_numpy(float) / 1e6, members.accuracy.to_numpy(float) * 100
+            front = non_dominated_fronts(np.column_stack([-y, x]))[0]
+            front = front[np.argsort(x[front])]
+            hv = final[(final.selection == selection) & (final.seed == seed)].hv_supernet
+            ax.scatter(x, y, s=14, marker=marker, color=color, alpha=0.55, linewidths=0)
+            ax.plot(x[front], y[front], marker=marker, color=color, lw=1,
+                    label=f"seed {seed}" + (f": HV {float(hv.iloc[0]):.3f}" if len(hv) else ""))
+        ax.set_title(f"{SELECTION_STYLE[selection]['label']}: final populations", fontsize=9)
+        ax.set_xlabel("parameters (M)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_ylabel("SuperNet validation accuracy (%)")
     figure.tight_layout()
-    paths.append(save_figure(figure, folder / "trend.png"))
-    return paths
+    return save_figure(figure, path)
 
 
-def _print_summary(per_generation: pd.DataFrame, summary: Mapping[str, Any], results: ResultsDir) -> None:
-    last = int(per_generation.generation.max())
-    shown = set(_shown_generations(last))
-    table = per_generation[per_generation.generation.isin(shown)]
-    view = pd.DataFrame({
-        "selection": table.selection,
-        "gen": table.generation,
-        "median (M)": (table.params_median / 1e6).round(3),
-        "min (M)": (table.params_min / 1e6).round(3),
-        "max (M)": (table.params_max / 1e6).round(3),
-        "range (M)": (table.params_range / 1e6).round(3),
-        "top third gen0": table.share_top_third_gen0.round(2),
-        "top third space": table.share_top_third_space.round(2),
-        "best acc (%)": (table.accuracy_max * 100).round(1),
-    })  # fmt: skip
+Histories = Mapping[tuple[str, int], Sequence[Mapping[str, Any]]]
+
+
+def _analyse(histories: Histories, plan: pd.DataFrame, records: Sequence[Mapping[str, Any]],
+             space: tuple[float, float], selections: Sequence[str], results: ResultsDir,
+             extra: Mapping[str, Any], *, plots: bool) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Recomputes every table and the summary from what has run so far, and the figures with ``plots``
+    (they depend on the searches only), and writes them; returns the final table and the summary."""
+    populations = ablation.populations_table(histories)
+    generations = ablation.per_generation(populations, space)
+    final = ablation.final_table(populations, generations, plan, records, space)
+    lo, hi = space
+    summary: dict[str, Any] = {
+        "space_params": {"min": lo, "max": hi, "largest_third_from": lo + 2 / 3 * (hi - lo)},
+        "same_generation0": ablation.same_generation0(populations),
+        "final_mean_over_seeds": final.groupby("selection", sort=False)[list(ablation.COMPARED)].mean().to_dict("index"),
+        "comparisons": ablation.comparisons(final, [s for s in selections if s in set(final.selection)]),
+        "note": "sizes in parameters of the deploy network; accuracies and shares are fractions; hypervolumes "
+                "in (error, size) normalised over the space, reference point (1.1, 1.1)",
+        **extra,
+    }
+    results.write_csv("populations.csv", populations)
+    results.write_csv("per_generation.csv", generations)
+    results.write_csv("across_seeds.csv", ablation.across_seeds(generations))
+    results.write_csv("final.csv", final)
+    results.write_json("summary.json", summary)
+    if plots:
+        plot_fig2(generations, space, results.file("fig2.png"))
+        plot_fronts(populations, final, results.file("fronts.png"))
+    return final, summary
+
+
+def _print_summary(final: pd.DataFrame, summary: Mapping[str, Any], reference: str, results: ResultsDir) -> None:
+    """The last generation per selection, then ``reference`` against each other selection, seed by seed."""
     space = summary["space_params"]
-    print(f"small model trap: parameters of the selected population per generation (space: "
+    print(f"small model trap with seeds: last generation per selection, mean over seeds [min-max] (space "
           f"{space['min'] / 1e6:.3f}-{space['max'] / 1e6:.3f} M, largest third from {space['largest_third_from'] / 1e6:.3f} M)")
-    print(view.to_string(index=False))
-    for selection, s in summary["selections"].items():
-        kept = "n/a" if s["range_kept"] is None else f"{100 * s['range_kept']:.0f}%"
-        print(f"{SELECTION_STYLE[selection]['label']}: median {100 * s['median_change']:+.1f}% from generation 0 to "
-              f"{s['generations']}, range kept {kept}, share above the generation-0 2/3 quantile "
-              f"{s['first']['share_top_third_gen0']:.2f} -> {s['last']['share_top_third_gen0']:.2f}")
-    comparison = summary.get("comparison_last_generation")
-    if comparison:
-        ratio = comparison["range_ratio_pnsga3_over_nsga3"]
-        print(f"last generation, pNSGA-III / NSGA-III: median x{comparison['median_ratio_pnsga3_over_nsga3']:.2f}, "
-              f"range x{'inf' if ratio is None else f'{ratio:.2f}'}; same generation 0: {comparison['same_generation0']}")
+    shown = {"params_median": ("median (M)", 1e-6, 3), "share_top_third_space": ("top third", 1, 2),
+             "share_top_third_gen0": ("> gen-0 q67", 1, 2), "accuracy_max": ("best acc (%)", 100, 1),
+             "hv_supernet": ("HV SuperNet", 1, 3), "hv_retrained": ("HV retrained", 1, 3)}  # fmt: skip
+    rows = []
+    for selection, table in final.groupby("selection", sort=False):
+        row = {"selection": selection, "seeds": len(table)}
+        for column, (label, scale, digits) in shown.items():
+            values = table[column].dropna() * scale
+            row[label] = "-" if values.empty else \
+                f"{values.mean():.{digits}f} [{values.min():.{digits}f}-{values.max():.{digits}f}]"
+        rows.append(row)
+    print(pd.DataFrame(rows).to_string(index=False))
+    for pair, numbers in summary["comparisons"].items():
+        if pair.split(" vs ")[0] != reference:
+            continue
+        parts = []
+        for column, (label, scale, digits) in shown.items():
+            c = numbers[column]
+            if c["pairs"]:
+                p = c["ttest_p"]
+                parts.append(f"{label} {c['mean_difference'] * scale:+.{digits}f} ({c['wins']}-{c['losses']}"
+                             + (f", t-test p {p:.2f}" if p is not None else "") + ")")
+        print(f"{pair}, paired over seeds: {'; '.join(parts)}")
     print(f"results: {results.path}")
 
 
+def _check_choices(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    selections, seeds = tuple(args.selections), tuple(args.seeds)
+    if len(set(selections)) != len(selections) or len(set(seeds)) != len(seeds):
+        raise UserInputError("--selections and --seeds must not list a value twice")
+    if any(not 0 <= seed <= 2**32 - 1 for seed in seeds):
+        raise UserInputError(f"--seeds must lie in 0..{2**32 - 1}")
+    if args.top < 1:
+        raise UserInputError(f"--top must be at least 1, got {args.top}")
+    return selections, seeds
+
+
+def _searches(experiment: Experiment, args: argparse.Namespace, selections: Sequence[str], seeds: Sequence[int],
+              update: Callable[[Histories], Any]) -> tuple[Histories, dict[tuple[str, int], Path], list[str]]:
+    """Runs (or resumes, or reuses) every search, seed by seed, updating ``commands.txt`` after each and the
+    analysis after each one run now."""
+    histories: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    paths: dict[tuple[str, int], Path] = {}
+    commands = []
+    for seed in seeds:
+        scale = search_scale(args, seed=seed)
+        for selection in selections:
+            argv = scale.argv(data_dir=experiment.data_dir, selection=selection, input_size=experiment.input_size)
+            run = run_search(argv, work_dir=experiment.work_dir, name=selection, threads=experiment.threads,
+                             device=experiment.device)
+            experiment.results.add_seconds(f"search_{selection}_seed{seed}", run.seconds)
+            log.info("search %s, seed %d %s: %s", selection, seed,
+                     f"finished in {run.seconds:.0f} s" if run.seconds else "was already finished", run.path)
+            commands.append(run.command)
+            experiment.results.write_text("commands.txt", "\n".join(commands) + "\n")
+            histories[(selection, seed)], paths[(selection, seed)] = run.history(), run.path
+            if run.seconds:
+                update(histories)
+    return histories, paths, commands
+
+
 def _run(args: argparse.Namespace) -> int:
-    scale = search_scale(args)
-    experiment = prepare(NAME, args, {"experiment": NAME, "search": asdict(scale), "selections": list(SELECTIONS)})
+    selections, seeds = _check_choices(args)
+    scale, budget = search_scale(args, seed=seeds[0]), train_scale(args, seed=seeds[0])
+    unseeded = {"search": asdict(scale), "train": asdict(budget)}
+    for part in unseeded.values():
+        del part["seed"]
+    settings = {"experiment": NAME, **unseeded, "selections": list(selections), "seeds": list(seeds), "top": args.top}
+    experiment = prepare(NAME, args, settings)
     results = experiment.results
     cost = build_costs(["params"], network=deploy_network(scale.deploy_network))[0]
     (lo, _), (hi, _) = space_bounds(cost)
-    histories: dict[str, list[dict[str, Any]]] = {}
-    commands, run_paths = [], {}
-    for selection in SELECTIONS:
-        argv = scale.argv(data_dir=experiment.data_dir, selection=selection, input_size=experiment.input_size)
-        run = run_search(argv, work_dir=experiment.work_dir, name=selection, threads=experiment.threads,
-                         device=experiment.device)
-        results.add_seconds(f"search_{selection}", run.seconds)
-        commands.append(run.command)
-        run_paths[selection] = str(run.path)
-        histories[selection] = run.history()
-        populations = populations_table(histories)
-        per_generation, summary = analyse(populations, (lo, hi))
-        summary["runs"] = dict(run_paths)
-        summary["run_info"] = run_info(experiment)
-        results.write_csv("populations.csv", populations)
-        results.write_csv("per_generation.csv", per_generation)
-        results.write_json("summary.json", summary)
-        results.write_text("commands.txt", "\n".join(commands) + "\n")
-        plot(populations, per_generation, (lo, hi), results.path)
-        if run.seconds:
-            log.info("search %s finished in %.0f s: %s", selection, run.seconds, run.path)
-        else:
-            log.info("search %s was already finished: %s", selection, run.path)
-    _print_summary(per_generation, summary, results)
+    space = (lo, hi)
+    extra: dict[str, Any] = {"run_info": run_info(experiment)}
+
+    def update_searches(histories: Histories) -> None:
+        _analyse(histories, ablation.top_picks({}, args.top), [], space, selections, results, extra, plots=True)
+
+    histories, paths, commands = _searches(experiment, args, selections, seeds, update_searches)
+    extra["runs"] = {f"{selection} seed {seed}": str(path) for (selection, seed), path in paths.items()}
+    update_searches(histories)
+    finals = {key: pd.read_csv(RunDir(path).population_path) for key, path in paths.items()}
+    plan = ablation.top_picks(finals, args.top)
+    saved = results.file("plan.csv")
+    if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(plan["genotype"]):
+        raise UserInputError(f"{saved} lists other genotypes than these searches pick; choose another --out")
+    results.write_csv("plan.csv", plan)
+
+    def argv_of(item: Mapping[str, Any]) -> list[str]:
+        seeded = train_scale(args, seed=int(item["seed"]))
+        return seeded.argv(item["genotype"], data_dir=experiment.data_dir, input_size=experiment.input_size)
+
+    items = plan.to_dict("records")
+    commands += [train_command(argv_of(item), work_dir=experiment.work_dir) for item in items]
+    results.write_text("commands.txt", "\n".join(commands) + "\n")
+
+    def update_models(records: list[dict[str, Any]]) -> None:
+        _analyse(histories, plan, records, space, selections, results, extra, plots=False)
+
+    records = train_each(items, key="model", argv_of=argv_of, results=results, name="models.jsonl",
+                         work_dir=experiment.work_dir, threads=experiment.threads, device=experiment.device,
+                         after_each=update_models)
+    final, summary = _analyse(histories, plan, records, space, selections, results, extra, plots=False)
+    _print_summary(final, summary, selections[0], results)
     return 0
 
 
 def _parser() -> Any:
-    parser = experiment_parser(NAME, __doc__.split("\n\n")[0])
-    add_search_flags(parser)
+    parser = experiment_parser(NAME, __doc__.split("\n\n")[0], results=RESULTS)
+    parser.add_argument("--selections", nargs="+", choices=SELECTIONS, default=list(SELECTIONS), metavar="NAME",
+                        help=f"selections to compare (default: {' '.join(SELECTIONS)})")
+    parser.add_argument("--top", type=int, default=3, help="models of each final front retrained (default %(default)s)")
+    add_search_flags(parser, defaults=SCALE, seeds=SEEDS)
+    add_train_flags(parser)
     return parser
 
 

@@ -4,60 +4,126 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from experiments import selection_ablation as ablation
 from experiments import small_model_trap
-from experiments.small_model_trap import analyse, main
+from experiments.small_model_trap import main
+from experiments.stats import hypervolume
 
-from .conftest import TINY_SEARCH
+from .conftest import TINY_SEARCH, TINY_TRAIN
+
+# Two selections x two seeds, two models retrained per search: the whole flow at the smoke-test scale.
+FLOW = [*TINY_SEARCH, *TINY_TRAIN, "--selections", "pnsga3", "vega", "--seeds", "0", "1", "--top", "2"]
 
 
-def test_two_searches_end_to_end_then_a_rerun_reuses_them(shared_dirs, tmp_path, capsys):
+def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs, tmp_path, capsys):
     out = tmp_path / "results"
-    assert main([*shared_dirs, *TINY_SEARCH, "--out", str(out)]) == 0
+    assert main([*shared_dirs, *FLOW, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "small model trap" in printed and "NSGA-III: median" in printed and "pNSGA-III: median" in printed
+    assert "small model trap with seeds" in printed and "pnsga3 vs vega, paired over seeds" in printed
     names = {p.name for p in out.iterdir()}
-    assert {"per_generation.csv", "populations.csv", "summary.json", "commands.txt", "timing.json", "settings.json",
-            "fig2.png", "distribution.png", "trend.png"} <= names
+    assert {"populations.csv", "per_generation.csv", "across_seeds.csv", "plan.csv", "models.jsonl", "final.csv",
+            "summary.json", "commands.txt", "timing.json", "settings.json", "fig2.png", "fronts.png"} <= names
     per_generation = pd.read_csv(out / "per_generation.csv")
-    assert sorted(per_generation.groupby("selection").size().items()) == [("nsga3", 3), ("pnsga3", 3)]
-    populations = pd.read_csv(out / "populations.csv")
-    assert len(populations) == 2 * 3 * 4  # selections x generations x population
+    assert per_generation.groupby(["selection", "seed"]).size().to_dict() == {
+        ("pnsga3", 0): 3, ("pnsga3", 1): 3, ("vega", 0): 3, ("vega", 1): 3}
+    assert len(pd.read_csv(out / "populations.csv")) == 2 * 2 * 3 * 4  # selections x seeds x generations x P
+    spread = pd.read_csv(out / "across_seeds.csv")
+    assert (spread.seeds == 2).all() and (spread.params_median_min <= spread.params_median_max).all()
+    plan = pd.read_csv(out / "plan.csv")
+    assert len(plan) == 8 and set(plan["rank"]) == {1, 2}
+    assert len((out / "models.jsonl").read_text().splitlines()) == 8
+    final = pd.read_csv(out / "final.csv")
+    assert len(final) == 4 and final.hv_supernet.gt(0).all() and final.hv_retrained.notna().all()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["comparison_last_generation"]["same_generation0"] is True  # same seed, same starting population
-    space = summary["space_params"]
-    assert space["min"] < populations.params.min() and populations.params.max() < space["max"]
+    assert summary["same_generation0"] == {"0": True, "1": True}  # per seed, every selection starts alike
+    compared = summary["comparisons"]["pnsga3 vs vega"]
+    assert set(compared) == set(ablation.COMPARED) and compared["hv_retrained"]["pairs"] == 2
     commands = (out / "commands.txt").read_text().splitlines()
-    assert len(commands) == 2 and all(c.startswith("cars-search ") and "--selection" in c for c in commands)
+    assert sum(c.startswith("cars-search ") for c in commands) == 4 and sum(c.startswith("cars-train ") for c in commands) == 8
+    assert sum(c.startswith("cars-train ") and "--seed 1 " in c for c in commands) == 4  # each seed retrains its own
 
-    # A rerun finds both searches finished: nothing is trained again and the tables come out the same.
-    timing = (out / "timing.json").read_text()
-    assert main([*shared_dirs, *TINY_SEARCH, "--out", str(out)]) == 0
+    # A rerun finds every search and model done: nothing runs again and the tables come out the same.
+    timing = json.loads((out / "timing.json").read_text())
+    assert main([*shared_dirs, *FLOW, "--out", str(out)]) == 0
     capsys.readouterr()
-    assert json.loads((out / "timing.json").read_text()) == json.loads(timing)
-    pd.testing.assert_frame_equal(pd.read_csv(out / "per_generation.csv"), per_generation)
+    assert json.loads((out / "timing.json").read_text()) == timing
+    pd.testing.assert_frame_equal(pd.read_csv(out / "final.csv"), final)
 
-    # Other settings into the same results folder: one line, exit 2.
-    assert main([*shared_dirs, *TINY_SEARCH, "--search-population", "6", "--out", str(out)]) == 2
+    # Other settings (another seed list) into the same results folder: one line, exit 2.
+    assert main([*shared_dirs, *FLOW, "--seeds", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "other settings" in err and "Traceback" not in err
 
 
-def test_analysis_measures_drift_it_is_given():
-    """A made-up pair of histories: NSGA-III's population shrinks to small models, pNSGA-III's widens."""
-    rows = []
+def test_the_defaults_are_four_selections_three_seeds_and_2560_validation_images():
+    args = small_model_trap._parser().parse_args([])
+    assert args.selections == list(small_model_trap.SELECTIONS) == ["pnsga3", "pnsga3-shuffled", "vega", "nsga3"]
+    assert args.seeds == [0, 1, 2] and args.top == 3
+    assert args.search_val_batches * 256 == 2560 and args.search_max_train_batches == 20  # the reduced scale
+    assert str(args.out).endswith("experiments/results/small_model_trap-seeds")
+
+
+@pytest.mark.parametrize("flags, needle", [(["--seeds", "1", "1"], "twice"), (["--top", "0"], "--top"),
+                                           (["--selections", "random"], "invalid choice")])
+def test_bad_choices_are_one_line_errors(flags, needle, tmp_path, capsys):
+    try:
+        status = main([*flags, "--data-root", str(tmp_path), "--out", str(tmp_path / "r")])
+    except SystemExit as exit:  # argparse's own usage errors
+        status = exit.code
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and needle in err and len(err.splitlines()) == 1
+
+
+def _histories():
+    """Made-up searches: under both seeds pNSGA-III's population widens and NSGA-III's shrinks."""
     start = [10, 20, 30, 40, 50, 60]
-    shapes = {"nsga3": [start, [10, 10, 20, 20, 30, 30]], "pnsga3": [start, [10, 20, 40, 60, 80, 90]]}
-    for selection, generations in shapes.items():
-        for generation, params in enumerate(generations):
-            rows += [{"selection": selection, "generation": generation, "params": p, "accuracy": 0.5} for p in params]
-    per_generation, summary = analyse(pd.DataFrame(rows), (0.0, 90.0))
-    nsga, pnsga = summary["selections"]["nsga3"], summary["selections"]["pnsga3"]
-    assert nsga["median_change"] == pytest.approx(20 / 35 - 1) and nsga["range_kept"] == pytest.approx(20 / 50)
-    assert pnsga["median_change"] == pytest.approx(50 / 35 - 1) and pnsga["range_kept"] == pytest.approx(80 / 50)
-    q67 = np.percentile(start, 200 / 3)
-    assert nsga["last"]["share_top_third_gen0"] == 0.0
-    assert pnsga["last"]["share_top_third_gen0"] == pytest.approx(np.mean(np.array([10, 20, 40, 60, 80, 90]) >= q67))
-    assert pnsga["last"]["share_top_third_space"] == pytest.approx(3 / 6)  # 60, 80 and 90 are >= 0 + 2/3 * 90
-    comparison = summary["comparison_last_generation"]
-    assert comparison["same_generation0"] is True and comparison["range_ratio_pnsga3_over_nsga3"] == pytest.approx(4.0)
-    assert len(per_generation) == 4 and small_model_trap.SELECTIONS == ("nsga3", "pnsga3")
+    shapes = {"nsga3": [10, 10, 20, 20, 30, 30], "pnsga3": [10, 20, 40, 60, 80, 90]}
+    histories = {}
+    for (selection, last), seed in ((item, seed) for item in shapes.items() for seed in (0, 1)):
+        records = []
+        for generation, params in enumerate([start, last]):
+            accuracy = np.linspace(0.3, 0.5, 6) + 0.01 * seed + (0.05 if selection == "pnsga3" and generation else 0)
+            records.append({"generation": generation, "individuals": [
+                {"params": p, "accuracy": float(a), "selected": True} for p, a in zip(params, accuracy)]})
+        histories[(selection, seed)] = records
+    return histories
+
+
+def test_analysis_measures_the_drift_and_compares_seed_by_seed():
+    space = (0.0, 90.0)
+    populations = ablation.populations_table(_histories())
+    generations = ablation.per_generation(populations, space)
+    last = generations[generations.generation == 1].set_index(["selection", "seed"])
+    assert last.loc[("nsga3", 0), "params_median"] == 20 and last.loc[("pnsga3", 1), "params_median"] == 50
+    assert last.loc[("pnsga3", 0), "share_top_third_space"] == pytest.approx(3 / 6)  # 60, 80, 90 >= 60
+    assert ablation.same_generation0(populations) == {0: True, 1: True}
+    spread = ablation.across_seeds(generations).set_index(["selection", "generation"])
+    assert spread.loc[("pnsga3", 1), "accuracy_max_min"] == pytest.approx(0.55)
+    assert spread.loc[("pnsga3", 1), "accuracy_max_max"] == pytest.approx(0.56)
+
+    finals = {}
+    for (selection, seed), history in _histories().items():
+        members = history[-1]["individuals"]
+        finals[(selection, seed)] = pd.DataFrame({"genotype": [f"{selection}{seed}-{i}" for i in range(6)],
+                                                  "accuracy": [m["accuracy"] for m in members],
+                                                  "params": [m["params"] for m in members]})
+    plan = ablation.top_picks(finals, 2)
+    # Accuracy rises with size in these populations: all six are on the first front; the two most accurate go.
+    assert plan[plan.model == "pnsga3-s0-1"].genotype.item() == "pnsga30-5" and len(plan) == 8
+    records = [{"model": m, "test_accuracy": 0.6 if m.startswith("pnsga3") else 0.5} for m in plan.model]
+    records = [r for r in records if r["model"] != "nsga3-s1-2"]
+    final = ablation.final_table(populations, generations, plan, records, space).set_index(["selection", "seed"])
+    assert np.isnan(final.loc[("nsga3", 1), "hv_retrained"])  # one of its two models is not retrained yet
+    assert final.loc[("pnsga3", 0), "hv_retrained"] == pytest.approx(hypervolume([0.6, 0.6], [90, 80], space=space))
+    comparison = ablation.comparisons(final.reset_index(), ["pnsga3", "nsga3"])["pnsga3 vs nsga3"]
+    assert comparison["params_median"]["pairs"] == 2 and comparison["params_median"]["mean_difference"] == 30
+    assert comparison["hv_retrained"]["seeds"] == [0]  # only the seed both have
+
+
+def test_hypervolume_is_the_area_dominated_in_normalised_error_and_size():
+    # One model of 60% accuracy at the middle of the space: (1.1 - 0.4) x (1.1 - 0.5).
+    assert hypervolume([0.6], [50.0], space=(0.0, 100.0)) == pytest.approx(0.7 * 0.6)
+    # A dominated model adds nothing; a second non-dominated one adds its own rectangle.
+    assert hypervolume([0.6, 0.5], [50.0, 60.0], space=(0.0, 100.0)) == pytest.approx(0.7 * 0.6)
+    assert hypervolume([0.6, 0.7], [50.0, 80.0], space=(0.0, 100.0)) == pytest.approx(0.7 * 0.6 + 0.1 * 0.3)
+    assert hypervolume([], [], space=(0.0, 1.0)) == 0.0

@@ -30,6 +30,13 @@ def test_paired_comparison_counts_and_means():
     assert paired_comparison([0.5], [0.5])["wilcoxon_p"] is None
 
 
+def test_paired_t_test_resolves_three_pairs_where_wilcoxon_cannot():
+    out = paired_comparison([0.60, 0.62, 0.61], [0.50, 0.51, 0.52])  # three seeds, always about 0.1 better
+    assert out["wilcoxon_p"] == pytest.approx(0.25)  # the smallest two-sided p with 3 pairs
+    assert out["ttest_p"] < 0.01
+    assert paired_comparison([0.6, 0.7], [0.5, 0.6])["ttest_p"] is None  # constant differences: no variance
+
+
 def test_size_summary_shares():
     summary = size_summary([10, 20, 30, 40, 90, 100], space=(0, 120), reference_q67=35)
     assert summary["params_range"] == 90 and summary["params_median"] == 35
