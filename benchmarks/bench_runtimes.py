@@ -40,12 +40,19 @@ from scipy.stats import kendalltau
 from cars_deploy.formats import format_for_runtime, timing_export_formats
 from cars_deploy.latency.networks import NetworkExporter, genotype_hash, sample_genotypes
 from cars_deploy.latency.predictor import LatencyPredictor
-from cars_deploy.latency.validation import ValidationConfig, calibrate_table, measure_networks, whole_network_protocol
+from cars_deploy.latency.validation import (
+    ValidationConfig,
+    calibrate_table,
+    measure_networks,
+    table_reference_ms,
+    whole_network_protocol,
+)
 from cars_deploy.profilers.builder import ProfileConfig
 from cars_deploy.profilers.builder import build_table as build
 from cars_deploy.profilers.device import DeviceOptions
 from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.protocol import ProtocolConfig
+from cars_deploy.profilers.table import LatencyTable
 from cars_deploy.space import NetworkConfig, parse_genotype
 
 RUNTIMES: tuple[str, ...] = tuple(fmt.runtime for fmt in timing_export_formats())
@@ -108,13 +115,16 @@ def _protocol_changes(args: argparse.Namespace) -> dict:
     return {k: v for k, v in (("rounds", args.rounds), ("runs", args.runs), ("seed", args.seed)) if v is not None}
 
 
-def measure(args: argparse.Namespace, runtime: str, network: NetworkConfig, genotypes: Sequence) -> pd.DataFrame:
-    """Measured whole-network latency of ``genotypes`` in ``runtime`` (saved; reused by a rerun)."""
+def measure(args: argparse.Namespace, runtime: str, network: NetworkConfig, genotypes: Sequence, table: Path) -> pd.DataFrame:
+    """Measured whole-network latency of ``genotypes`` in ``runtime``, expressed in the machine state of
+    ``runtime``'s table (its drift reference, as ``--verify-on`` does) and also uncorrected; saved, and
+    reused by a rerun against the same table."""
     path = args.out / f"measured-{runtime}.csv"
     hashes = [genotype_hash(g) for g in genotypes]
+    base_ms = table_reference_ms(LatencyTable.load(table))
     if path.exists():
         saved = pd.read_csv(path)
-        if saved["hash"].tolist() == hashes:
+        if saved["hash"].tolist() == hashes and "table_reference_ms" in saved and saved["table_reference_ms"].iloc[0] == base_ms:
             return saved
     cache = args.cache_dir or _default_cache()
     exporter = NetworkExporter(cache, network)
@@ -124,10 +134,13 @@ def measure(args: argparse.Namespace, runtime: str, network: NetworkConfig, geno
     device = open_device("local", DeviceOptions(runtime=runtime, threads=args.threads))
     try:
         results = measure_networks(device, paths, protocol, input_shapes=[[exporter.input_shape()]] * len(paths),
-                                   cache_dir=cache, store_path=args.out / f".samples-{runtime}.jsonl")
+                                   cache_dir=cache, store_path=args.out / f".samples-{runtime}.jsonl", reference_ms=base_ms)
     finally:
         device.close()
-    frame = pd.DataFrame({"hash": hashes, "latency_ms": [results[p.name].latency_ms for p in paths]})
+    frame = pd.DataFrame({"hash": hashes, "latency_ms": [results[p.name].latency_ms for p in paths],
+                          "uncorrected_ms": [results[p.name].uncorrected_ms for p in paths],
+                          "table_reference_ms": base_ms,
+                          "drift_pct": results[paths[0].name].reference["drift_pct"]})
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     frame.to_csv(tmp, index=False)
@@ -171,16 +184,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         genotypes = sample_genotypes(args.networks, np.random.default_rng(args.seed))
         genotypes_path.write_text(json.dumps({"seed": args.seed, "genotypes": [str(g) for g in genotypes]}, indent=1))
     tables = {runtime: build_table(args, runtime, network) for runtime in args.runtimes}
-    measured = {runtime: measure(args, runtime, network, genotypes)["latency_ms"].to_numpy() for runtime in args.runtimes}
+    frames = {runtime: measure(args, runtime, network, genotypes, tables[runtime]) for runtime in args.runtimes}
+    measured = {runtime: frame["latency_ms"].to_numpy() for runtime, frame in frames.items()}
     predicted = {runtime: LatencyPredictor.load(path, network=network).predict(genotypes) for runtime, path in tables.items()}
     frame = pd.DataFrame({"genotype": [str(g) for g in genotypes], "hash": [genotype_hash(g) for g in genotypes]})
     for runtime in args.runtimes:
         frame[f"measured_{runtime}_ms"] = measured[runtime]
+        frame[f"measured_{runtime}_uncorrected_ms"] = frames[runtime]["uncorrected_ms"].to_numpy()
     for runtime in args.runtimes:
         frame[f"predicted_{runtime}_table_ms"] = predicted[runtime]
     frame.to_csv(args.out / "measurements.csv", index=False)
     summary = {"network": asdict(network), "seed": args.seed, "calibrate": args.calibrate, "threads": args.threads,
-               "tables": {r: str(p) for r, p in tables.items()}, **summarise(measured, predicted)}
+               "tables": {r: str(p) for r, p in tables.items()},
+               "drift_pct_since_table": {r: float(f["drift_pct"].iloc[0]) for r, f in frames.items()},
+               **summarise(measured, predicted)}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary["kendall_tau_between_runtimes"]))
     return 0
