@@ -47,8 +47,8 @@ class HostTableConfig:
     threads: int = 1  # ONNX Runtime intra-op threads
     block_rounds: int | None = None  # interleaved rounds over the blocks (None: ProtocolConfig.for_device("local"))
     block_runs: int | None = None  # timed calls per block and round (None: the same default)
-    calibrate_networks: int = 28  # random whole networks for the calibration (0: none)
-    calibrate_fit: int = 22  # of which fitted on and cross-validated (the rest are a held-out check in the sidecar)
+    calibrate_networks: int = 60  # random whole networks for the calibration, spread over the block sum (0: none)
+    calibrate_fit: int = 48  # of which fitted on and cross-validated (the rest are a held-out check in the sidecar)
     calibrate_model: str = "auto"  # calibration model (auto: chosen by k-fold CV on the fit networks)
     network_rounds: int = 10  # interleaved rounds over the whole networks
     network_runs: int = 5  # timed calls per whole network and round

@@ -82,7 +82,7 @@ class ValidationConfig:
     networks: int = 60  # random networks timed besides the published genotypes
     fit: int | None = None  # random networks the calibration is fitted on (default: a third, at least 3); the rest validate
     published: bool = True  # also time every published genotype (always held out: never fitted on)
-    sampler: Sampler = "dirichlet"  # how random genotypes are drawn (see networks.py)
+    sampler: Sampler = "spread"  # how random genotypes are drawn (see networks.py)
     model: str = "auto"  # calibration model: linear, grouped, composition, or auto (k-fold CV on the fit networks)
     repeat: bool = True  # time every network twice, in independent passes: the noise ceiling
     baselines: tuple[str, ...] = ()  # torchvision baselines timed in the same session (measured only)
@@ -189,7 +189,7 @@ def _calibrate_table(
     percentile = float((table.meta.get("protocol") or {}).get("percentile", 20.0))
     protocol = config.protocol or whole_network_protocol(device.spec.kind, percentile=percentile)
 
-    networks = _draw_networks(config)
+    networks = _draw_networks(config, predictor)
     paths, shapes = _export(networks.genotypes, config.baselines, device, network, cache_dir, show_progress)
     timing_started = time.perf_counter()
     passes = _measure_passes(device, paths, shapes, protocol, config, table, cache_dir, show_progress)
@@ -312,12 +312,14 @@ class _Networks:
     roles: list[str]  # "fit" or "validate" (published genotypes always validate)
 
 
-def _draw_networks(config: ValidationConfig) -> _Networks:
-    """``config.networks`` random genotypes (distinct from each other and the published ones), a seeded
-    subset of which is fitted on, then the published genotypes."""
+def _draw_networks(config: ValidationConfig, predictor: LatencyPredictor) -> _Networks:
+    """``config.networks`` random genotypes (distinct from each other and the published ones; spread over
+    the uncalibrated ``predictor``'s block sum by default), a seeded subset of which is fitted on, then
+    the published genotypes."""
     rng = np.random.default_rng([config.seed, 0x1A7E])
     published = published_genotypes() if config.published else {}
-    randoms = sample_genotypes(config.networks, rng, sampler=config.sampler, exclude=list(published.values()))
+    randoms = sample_genotypes(config.networks, rng, sampler=config.sampler, exclude=list(published.values()),
+                               cost=predictor.block_sum)
     fit_rows = set(rng.permutation(len(randoms))[: config.fit_count()].tolist())
     return _Networks(
         names=[f"random-{i:03d}" for i in range(len(randoms))] + list(published),
