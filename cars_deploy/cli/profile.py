@@ -22,8 +22,9 @@ from typing import Any, Sequence
 from ..errors import UserInputError
 from ..formats import ONNX, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
+from ..latency.predictor import table_network
 from ..latency.report import format_summary
-from ..latency.validation import ValidationConfig, calibrate_table, table_reference_ms, whole_network_protocol
+from ..latency.validation import ValidationConfig, calibrate_table, prediction_reference_ms, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, partial_path, time_model
 from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
 from ..profilers.devices import open_device
@@ -113,6 +114,13 @@ def _network(args: argparse.Namespace) -> NetworkConfig:
     return config
 
 
+def _reference_ms(table_name: str) -> float | None:
+    """``--reference-table``: the machine state that table's predictions describe (its calibration's, for the
+    network it was made for, else its own), so a model timed now compares with them."""
+    table = LatencyTable.load(table_name)
+    return prediction_reference_ms(table, table_network(table))
+
+
 def _options(args: argparse.Namespace, runtime: str, kind: str) -> DeviceOptions:
     mask = parse_cpu_mask(args.cpu_mask) if args.cpu_mask is not None else None
     threads = args.threads if args.threads is not None else (bin(mask).count("1") if mask is not None else 1)
@@ -180,7 +188,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
-        reference_ms = table_reference_ms(LatencyTable.load(args.reference_table)) if args.reference_table else None
+        reference_ms = _reference_ms(args.reference_table) if args.reference_table else None
         device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
             result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir,

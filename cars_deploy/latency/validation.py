@@ -42,7 +42,7 @@ from ..profilers.table import LatencyTable, TableError, lock_table, resolve_tabl
 from ..space.genotype import Genotype
 from ..space.networks import NetworkConfig
 from .baselines import export_baseline
-from .calibration import CALIBRATION_MODELS, Calibration, write_calibration
+from .calibration import CALIBRATION_MODELS, Calibration, read_calibration, write_calibration
 from .metrics import TARGETS, Agreement, meets_targets, relative_errors
 from .networks import NetworkExporter, Sampler, published_genotypes, sample_genotypes
 from .predictor import LatencyPredictor, network_id, table_network
@@ -56,6 +56,7 @@ __all__ = [
     "calibrate_table",
     "measure_networks",
     "table_reference_ms",
+    "prediction_reference_ms",
     "default_report_dir",
 ]
 
@@ -151,6 +152,15 @@ def table_reference_ms(table: LatencyTable) -> float | None:
     the reference existed; timings are then expressed in their own run's state)."""
     value = (table.meta.get("reference") or {}).get("base_ms")
     return None if value is None else float(value)
+
+
+def prediction_reference_ms(table: LatencyTable, network: NetworkConfig) -> float | None:
+    """The drift reference latency (ms) of the state ``table``'s predictions for ``network`` describe: the
+    state its calibration for that network was measured in (see ``_measure_passes``), else, for raw block
+    sums or a calibration made before it was recorded, the table's own (``table_reference_ms``)."""
+    calibration = read_calibration(table.meta, network_id(network))
+    value = calibration.details.get("reference_ms") if calibration is not None else None
+    return float(value) if value is not None else table_reference_ms(table)
 
 
 def calibrate_table(
@@ -265,6 +275,7 @@ def _details(run: _Run, scores: Scores) -> dict[str, Any]:
         "sampler": run.config.sampler, "seed": run.config.seed, "networks": run.counts,
         "model_selection": scores.model_selection, "residual_quantiles_pct": scores.residual_quantiles_pct,
         "validation": scores.validation, "fit": scores.fit, "reference": run.references, "cost": run.cost,
+        "reference_ms": run.references[0]["base_ms"] if run.references and run.references[0] else None,
         "report": str(run.report_dir) if run.report_dir is not None else None,
     }
 
@@ -350,19 +361,28 @@ def _measure_passes(
     device: Device, paths: list[Path], shapes: list[list[tuple[int, ...]]], protocol: ProtocolConfig,
     config: ValidationConfig, table: LatencyTable, cache_dir: Path, show_progress: bool | None,
 ) -> list[dict[str, Measurement]]:
-    """One or two independent passes of the protocol over all models, each with its own round order and
-    expressed in the table's machine state (drift reference); samples are kept beside the table while a
-    pass runs, so a killed pass resumes."""
+    """One or two independent passes of the protocol over all models, each with its own round order.
+
+    The first pass is expressed in its own machine state (its drift reference's own latency becomes the
+    calibration's ``reference_ms``), the second in the first's. Whole networks are thus related to a
+    reference timed among whole networks, as ``--verify-on`` times it later, and never to the block
+    table's reference, which is timed among microsecond blocks: the calibration's slope already maps
+    the table's state onto this session's, and the small reference block's latency differs between those
+    two contexts by more (up to 15% measured) than the machine's drift it is there to remove. Samples are
+    kept beside the table while a pass runs, so a killed pass resumes."""
     count = 2 if config.repeat else 1
     csv = table_files(table.path)[0] if table.path is not None else None
-    passes = []
+    passes: list[dict[str, Measurement]] = []
+    reference_ms: float | None = None
     for index in range(count):
         store = csv.with_name(f"{csv.stem}.calibration-pass{index + 1}.partial.json") if csv is not None else None
         pass_protocol = dataclasses.replace(protocol, seed=protocol.seed + 1000 * index + config.seed)
         _log.info("timing %d whole models on %s, pass %d of %d", len(paths), device.spec, index + 1, count)
         passes.append(measure_networks(device, paths, pass_protocol, input_shapes=shapes, cache_dir=cache_dir,
                                        store_path=store, show_progress=show_progress,
-                                       reference_ms=table_reference_ms(table), drift_correction=config.drift_correction))
+                                       reference_ms=reference_ms, drift_correction=config.drift_correction))
+        recorded = passes[0][paths[0].name].reference
+        reference_ms = float(recorded["base_ms"]) if recorded else None
     return passes
 
 

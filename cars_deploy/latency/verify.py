@@ -4,8 +4,8 @@ A search ranks by predicted latency; before a user ships a Pareto model, every P
 whole on the device, with the table protocol (``profilers.builder.time_models``), and ``pareto.csv``
 carries the measured latency next to the predicted one. The device options (runtime, threads, CPU
 mask) come from the latency table, so the measurement is made under the conditions the prediction
-describes, and the drift reference expresses it in the machine state the table was built in
-(``profilers/protocol.py``, step 5): a VM or phone that got slower since the table does not read as a
+describes, and the drift reference expresses it in the machine state the predictions describe: the
+state the table's calibration was measured in (``validation.prediction_reference_ms``): a VM or phone that got slower since the table does not read as a
 prediction error. Where pareto.csv has the prediction's uncertainty (``latency_pm90_ms``),
 ``latency_outside_pm90`` flags every model measured outside it.
 """
@@ -30,7 +30,7 @@ from . import host
 from .metrics import relative_errors
 from .networks import NetworkExporter
 from .objective import LOCAL_TABLE
-from .validation import measure_networks, table_reference_ms, whole_network_protocol
+from .validation import measure_networks, prediction_reference_ms, whole_network_protocol
 
 __all__ = ["measure_genotypes", "verify_pareto", "verify_pareto_file", "options_from_table"]
 
@@ -117,7 +117,7 @@ def verify_pareto_file(
     """Times every model of a search's ``pareto.csv`` on ``device_spec`` and rewrites the file (atomically)
     with ``latency_measured_ms`` beside the predicted ``latency_ms``. The device runs with the settings
     of ``latency_table`` when that table was made on the same device (so the two numbers describe the
-    same thing), and in that table's machine state (its drift reference), else with the defaults (ONNX
+    same thing), and in the machine state its predictions describe (``prediction_reference_ms``), else with the defaults (ONNX
     Runtime, 1 thread) in this run's own state. ``local`` is this computer's first-use table."""
     spec = parse_device_spec(device_spec)
     options, reference_ms = DeviceOptions(), None
@@ -125,7 +125,7 @@ def verify_pareto_file(
         path = host.ensure_host_table(network) if latency_table == LOCAL_TABLE else latency_table
         table = LatencyTable.load(path)
         if (table.meta.get("settings") or {}).get("device") == str(spec):
-            options, reference_ms = options_from_table(table.meta), table_reference_ms(table)
+            options, reference_ms = options_from_table(table.meta), prediction_reference_ms(table, network)
     try:
         pareto = pd.read_csv(pareto_path)
     except (OSError, ValueError) as exc:
