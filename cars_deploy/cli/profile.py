@@ -22,9 +22,10 @@ from typing import Any, Sequence
 from ..errors import UserInputError
 from ..formats import ONNX, format_for_runtime, format_for_suffix, suffix_choices, timing_export_formats
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
+from ..latency.networks import NetworkExporter
 from ..latency.predictor import table_network
 from ..latency.report import format_summary
-from ..latency.validation import ValidationConfig, calibrate_table, prediction_reference_ms, whole_network_protocol
+from ..latency.validation import ValidationConfig, calibrate_table, prediction_reference, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, partial_path, time_model
 from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
 from ..profilers.devices import open_device
@@ -114,11 +115,14 @@ def _network(args: argparse.Namespace) -> NetworkConfig:
     return config
 
 
-def _reference_ms(table_name: str) -> float | None:
-    """``--reference-table``: the machine state that table's predictions describe (its calibration's, for the
-    network it was made for, else its own), so a model timed now compares with them."""
+def _reference(table_name: str, fmt: str, cache_dir: Path) -> tuple[float | None, Any]:
+    """``--reference-table``: the drift reference latency of the state that table's predictions describe
+    (its calibration's, for the network it was made for, else its own) and the reference network to
+    time for it (None: the reference block), so a model timed now compares with those predictions."""
     table = LatencyTable.load(table_name)
-    return prediction_reference_ms(table, table_network(table))
+    network = table_network(table)
+    reference = prediction_reference(table, network)
+    return reference.ms, NetworkExporter(cache_dir, network).reference(fmt) if reference.network else None
 
 
 def _options(args: argparse.Namespace, runtime: str, kind: str) -> DeviceOptions:
@@ -188,11 +192,13 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
-        reference_ms = _reference_ms(args.reference_table) if args.reference_table else None
+        reference_ms, reference_network = (_reference(args.reference_table, model_format.name, cache_dir)
+                                           if args.reference_table else (None, None))
         device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
             result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir,
-                                drift_correction=args.drift_correction, reference_ms=reference_ms)
+                                drift_correction=args.drift_correction, reference_ms=reference_ms,
+                                reference_network=reference_network)
         finally:
             device.close()
         report = {"model": str(model), "device": str(spec), "latency_ms": result.latency_ms, "raw_ms": result.raw_ms,

@@ -38,10 +38,13 @@ from ..space.op_sets import PUBLISHED_OPS, primitive_indices
 from ..space.primitives import PRIMITIVES
 from .predictor import network_id
 
-__all__ = ["Sampler", "SAMPLERS", "sample_genotypes", "spread_over_range", "published_genotypes", "genotype_hash", "NetworkExporter"]
+__all__ = ["REFERENCE_GENOTYPE", "Sampler", "SAMPLERS", "sample_genotypes", "spread_over_range", "published_genotypes", "genotype_hash", "NetworkExporter"]
 
 Sampler = Literal["spread", "dirichlet", "uniform"]
 SAMPLERS: tuple[str, ...] = ("spread", "dirichlet", "uniform")
+#: The published genotype whose whole network is the drift reference of whole-network timings: a network
+#: sits in the caches and memory traffic of the networks it stands for, which a small block does not.
+REFERENCE_GENOTYPE = "DARTS_V2"
 #: Dirichlet genotypes drawn per network the ``"spread"`` sampler keeps (the pool it spreads over).
 SPREAD_POOL_PER_NETWORK = 40
 
@@ -138,6 +141,11 @@ class NetworkExporter:
 
     def input_shape(self) -> tuple[int, int, int, int]:
         return (1, self.network.in_channels, self.network.input_size, self.network.input_size)
+
+    def reference(self, fmt: str) -> tuple[Path, list[tuple[int, int, int, int]]]:
+        """The drift reference of whole-network timings at this size: the ``REFERENCE_GENOTYPE`` network's
+        model file and input shapes (see ``latency.validation``)."""
+        return self.export(GENOTYPES.get(REFERENCE_GENOTYPE), fmt), [self.input_shape()]
 
     def export(self, genotype: Genotype, fmt: str) -> Path:
         """The cached model file of ``genotype``'s network, exporting it first if missing (weights drawn

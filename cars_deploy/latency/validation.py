@@ -44,7 +44,7 @@ from ..space.networks import NetworkConfig
 from .baselines import export_baseline
 from .calibration import CALIBRATION_MODELS, Calibration, read_calibration, write_calibration
 from .metrics import TARGETS, Agreement, meets_targets, relative_errors
-from .networks import NetworkExporter, Sampler, published_genotypes, sample_genotypes
+from .networks import REFERENCE_GENOTYPE, NetworkExporter, Sampler, published_genotypes, sample_genotypes
 from .predictor import LatencyPredictor, network_id, table_network
 from .report import write_report
 from .scoring import Scores, fit_and_score
@@ -56,7 +56,8 @@ __all__ = [
     "calibrate_table",
     "measure_networks",
     "table_reference_ms",
-    "prediction_reference_ms",
+    "PredictionReference",
+    "prediction_reference",
     "default_report_dir",
 ]
 
@@ -138,12 +139,15 @@ def measure_networks(
     show_progress: bool | None = None,
     reference_ms: float | None = None,
     drift_correction: bool = True,
+    reference_network: tuple[Path, Sequence[Sequence[int]]] | None = None,
 ) -> dict[str, Measurement]:
     """Whole model files timed together with the table protocol (by file name), expressed in the machine
-    state of the table whose drift reference latency is ``reference_ms``; see ``time_models``."""
+    state whose drift reference latency is ``reference_ms`` (the reference being ``reference_network``,
+    a whole network, when given, else the reference block); see ``time_models``."""
     return time_models(
         device, list(paths), protocol, input_shapes=input_shapes, cache_dir=cache_dir, store_path=store_path,
         show_progress=show_progress, reference_ms=reference_ms, drift_correction=drift_correction,
+        reference_network=reference_network,
     )
 
 
@@ -154,13 +158,24 @@ def table_reference_ms(table: LatencyTable) -> float | None:
     return None if value is None else float(value)
 
 
-def prediction_reference_ms(table: LatencyTable, network: NetworkConfig) -> float | None:
-    """The drift reference latency (ms) of the state ``table``'s predictions for ``network`` describe: the
-    state its calibration for that network was measured in (see ``_measure_passes``), else, for raw block
-    sums or a calibration made before it was recorded, the table's own (``table_reference_ms``)."""
+@dataclass(frozen=True)
+class PredictionReference:
+    """The machine state a table's predictions for one network describe: a drift reference latency and
+    whether that reference is the whole ``REFERENCE_GENOTYPE`` network (else the reference block)."""
+
+    ms: float | None  # None: a table made before references existed (timings stay in their own state)
+    network: bool
+
+
+def prediction_reference(table: LatencyTable, network: NetworkConfig) -> PredictionReference:
+    """The state ``table``'s predictions for ``network`` describe: the one its calibration for that network
+    was measured in, with the whole reference network (see ``_measure_passes``), else, for raw block sums
+    or a calibration made before it was recorded, the table's own, with the reference block."""
     calibration = read_calibration(table.meta, network_id(network))
-    value = calibration.details.get("reference_ms") if calibration is not None else None
-    return float(value) if value is not None else table_reference_ms(table)
+    details = calibration.details if calibration is not None else {}
+    if details.get("reference_ms") is not None and details.get("reference_model") == REFERENCE_GENOTYPE:
+        return PredictionReference(float(details["reference_ms"]), network=True)
+    return PredictionReference(table_reference_ms(table), network=False)
 
 
 def calibrate_table(
@@ -202,7 +217,8 @@ def _calibrate_table(
     networks = _draw_networks(config, predictor)
     paths, shapes = _export(networks.genotypes, config.baselines, device, network, cache_dir, show_progress)
     timing_started = time.perf_counter()
-    passes = _measure_passes(device, paths, shapes, protocol, config, table, cache_dir, show_progress)
+    reference_network = NetworkExporter(cache_dir, network).reference(device.options.model_format)
+    passes = _measure_passes(device, paths, shapes, protocol, config, table, cache_dir, show_progress, reference_network)
     device_minutes = round((time.perf_counter() - timing_started) / 60.0, 2)
     measured, repeat = _network_latencies(passes, paths[: len(networks.genotypes)])
     fit = np.array([role == "fit" for role in networks.roles])
@@ -276,6 +292,7 @@ def _details(run: _Run, scores: Scores) -> dict[str, Any]:
         "model_selection": scores.model_selection, "residual_quantiles_pct": scores.residual_quantiles_pct,
         "validation": scores.validation, "fit": scores.fit, "reference": run.references, "cost": run.cost,
         "reference_ms": run.references[0]["base_ms"] if run.references and run.references[0] else None,
+        "reference_model": REFERENCE_GENOTYPE,
         "report": str(run.report_dir) if run.report_dir is not None else None,
     }
 
@@ -360,16 +377,20 @@ def _export(
 def _measure_passes(
     device: Device, paths: list[Path], shapes: list[list[tuple[int, ...]]], protocol: ProtocolConfig,
     config: ValidationConfig, table: LatencyTable, cache_dir: Path, show_progress: bool | None,
+    reference_network: tuple[Path, Sequence[Sequence[int]]],
 ) -> list[dict[str, Measurement]]:
     """One or two independent passes of the protocol over all models, each with its own round order.
 
-    The first pass is expressed in its own machine state (its drift reference's own latency becomes the
-    calibration's ``reference_ms``), the second in the first's. Whole networks are thus related to a
-    reference timed among whole networks, as ``--verify-on`` times it later, and never to the block
-    table's reference, which is timed among microsecond blocks: the calibration's slope already maps
-    the table's state onto this session's, and the small reference block's latency differs between those
-    two contexts by more (up to 15% measured) than the machine's drift it is there to remove. Samples are
-    kept beside the table while a pass runs, so a killed pass resumes."""
+    The drift reference of whole networks is a whole network (``REFERENCE_GENOTYPE`` at the calibrated
+    size), timed in every round: the first pass is expressed in its own machine state (the reference's
+    latency in it becomes the calibration's ``reference_ms``), the second in the first's, and
+    ``--verify-on`` later in the same. Whole networks are never related to the block table's reference,
+    which is timed among microsecond blocks: the calibration's slope already maps the table's state onto
+    this session's, and the small reference block's latency differs between those two contexts by more
+    (up to 15% measured) than the drift it is there to remove; nor to the block itself, which stays in
+    the L2 cache and misses slowdowns that cost memory-bound networks more (a VM that slowed networks by
+    13% slowed the block by 5.9%). Samples are kept beside the table while a pass runs, so a killed pass
+    resumes."""
     count = 2 if config.repeat else 1
     csv = table_files(table.path)[0] if table.path is not None else None
     passes: list[dict[str, Measurement]] = []
@@ -380,7 +401,8 @@ def _measure_passes(
         _log.info("timing %d whole models on %s, pass %d of %d", len(paths), device.spec, index + 1, count)
         passes.append(measure_networks(device, paths, pass_protocol, input_shapes=shapes, cache_dir=cache_dir,
                                        store_path=store, show_progress=show_progress,
-                                       reference_ms=reference_ms, drift_correction=config.drift_correction))
+                                       reference_ms=reference_ms, drift_correction=config.drift_correction,
+                                       reference_network=reference_network))
         recorded = passes[0][paths[0].name].reference
         reference_ms = float(recorded["base_ms"]) if recorded else None
     return passes

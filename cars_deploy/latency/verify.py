@@ -5,7 +5,8 @@ whole on the device, with the table protocol (``profilers.builder.time_models``)
 carries the measured latency next to the predicted one. The device options (runtime, threads, CPU
 mask) come from the latency table, so the measurement is made under the conditions the prediction
 describes, and the drift reference expresses it in the machine state the predictions describe: the
-state the table's calibration was measured in (``validation.prediction_reference_ms``): a VM or phone that got slower since the table does not read as a
+state the table's calibration was measured in, with the same whole reference network
+(``validation.prediction_reference``): a VM or phone that got slower since the table does not read as a
 prediction error. Where pareto.csv has the prediction's uncertainty (``latency_pm90_ms``),
 ``latency_outside_pm90`` flags every model measured outside it.
 """
@@ -30,7 +31,7 @@ from . import host
 from .metrics import relative_errors
 from .networks import NetworkExporter
 from .objective import LOCAL_TABLE
-from .validation import measure_networks, prediction_reference_ms, whole_network_protocol
+from .validation import PredictionReference, measure_networks, prediction_reference, whole_network_protocol
 
 __all__ = ["measure_genotypes", "verify_pareto", "verify_pareto_file", "options_from_table"]
 
@@ -56,11 +57,11 @@ def measure_genotypes(
     cache_dir: Path,
     protocol: ProtocolConfig | None = None,
     show_progress: bool | None = None,
-    reference_ms: float | None = None,
+    reference: PredictionReference | None = None,
 ) -> np.ndarray:
     """(N,) end-to-end latency in ms of each genotype's network of size ``network`` on ``device``
-    (genotypes building the same network are timed once), expressed in the state whose drift reference
-    latency is ``reference_ms`` (a table's; None: this run's own)."""
+    (genotypes building the same network are timed once), expressed in the state ``reference`` describes
+    (a table's predictions'; None: this run's own, by the reference block)."""
     if not genotypes:
         return np.zeros(0)
     exporter = NetworkExporter(cache_dir, network)
@@ -68,8 +69,11 @@ def measure_genotypes(
     paths = [exporter.export(g, fmt) for g in genotypes]
     unique = list(dict.fromkeys(paths))
     protocol = protocol or whole_network_protocol(device.spec.kind)
+    reference_network = exporter.reference(fmt) if reference is not None and reference.network else None
     results = measure_networks(device, unique, protocol, input_shapes=[[exporter.input_shape()]] * len(unique),
-                               cache_dir=cache_dir, show_progress=show_progress, reference_ms=reference_ms)
+                               cache_dir=cache_dir, show_progress=show_progress,
+                               reference_ms=reference.ms if reference is not None else None,
+                               reference_network=reference_network)
     return np.array([results[p.name].latency_ms for p in paths])
 
 
@@ -81,7 +85,7 @@ def verify_pareto(
     cache_dir: Path,
     protocol: ProtocolConfig | None = None,
     show_progress: bool | None = None,
-    reference_ms: float | None = None,
+    reference: PredictionReference | None = None,
 ) -> pd.DataFrame:
     """``pareto`` (rows with a ``genotype`` column in DARTS notation) with ``latency_measured_ms`` added
     next to ``latency_ms`` (the prediction), ``latency_error_pct`` where a prediction exists and
@@ -90,7 +94,7 @@ def verify_pareto(
         raise UserInputError("the Pareto table has no 'genotype' column")
     genotypes = [parse_genotype(str(text)) for text in pareto["genotype"]]
     measured = measure_genotypes(genotypes, device=device, network=network, cache_dir=cache_dir, protocol=protocol,
-                                 show_progress=show_progress, reference_ms=reference_ms)
+                                 show_progress=show_progress, reference=reference)
     out = pareto.copy()
     after = next((c for c in ("latency_pm90_ms", "latency_ms") if c in out.columns), None)
     position = list(out.columns).index(after) + 1 if after is not None else len(out.columns)
@@ -117,15 +121,15 @@ def verify_pareto_file(
     """Times every model of a search's ``pareto.csv`` on ``device_spec`` and rewrites the file (atomically)
     with ``latency_measured_ms`` beside the predicted ``latency_ms``. The device runs with the settings
     of ``latency_table`` when that table was made on the same device (so the two numbers describe the
-    same thing), and in the machine state its predictions describe (``prediction_reference_ms``), else with the defaults (ONNX
+    same thing), and in the machine state its predictions describe (``prediction_reference``), else with the defaults (ONNX
     Runtime, 1 thread) in this run's own state. ``local`` is this computer's first-use table."""
     spec = parse_device_spec(device_spec)
-    options, reference_ms = DeviceOptions(), None
+    options, reference = DeviceOptions(), None
     if latency_table:
         path = host.ensure_host_table(network) if latency_table == LOCAL_TABLE else latency_table
         table = LatencyTable.load(path)
         if (table.meta.get("settings") or {}).get("device") == str(spec):
-            options, reference_ms = options_from_table(table.meta), prediction_reference_ms(table, network)
+            options, reference = options_from_table(table.meta), prediction_reference(table, network)
     try:
         pareto = pd.read_csv(pareto_path)
     except (OSError, ValueError) as exc:
@@ -133,7 +137,7 @@ def verify_pareto_file(
     device = open_device(spec, options)
     try:
         verified = verify_pareto(pareto, device=device, network=network, cache_dir=cache_dir or default_cache_dir(),
-                                 protocol=protocol, show_progress=show_progress, reference_ms=reference_ms)
+                                 protocol=protocol, show_progress=show_progress, reference=reference)
     finally:
         device.close()
     atomic_write_text(pareto_path, verified.to_csv(index=False))

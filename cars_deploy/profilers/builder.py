@@ -28,6 +28,7 @@ from .blocks import EMPTY_KEY, BlockKey, block_input_shapes, network_blocks
 from .device import Device, TimedModel
 from .export_blocks import BlockExporter
 from .protocol import (
+    NETWORK_REFERENCE_NAME,
     REFERENCE_KEY,
     REFERENCE_NAME,
     Measurement,
@@ -171,6 +172,7 @@ def time_models(
     show_progress: bool | None = None,
     reference_ms: float | None = None,
     drift_correction: bool = True,
+    reference_network: tuple[Path, Sequence[Sequence[int]]] | None = None,
 ) -> dict[str, Measurement]:
     """Whole models (all ``.onnx``, all ``.ptl`` or all ``.pte``) timed together with the table protocol:
     interleaved rounds over all of them and the overhead probe, overhead subtracted (none is exported
@@ -179,7 +181,9 @@ def time_models(
     long validation that dies resumes like a table does. The drift reference is timed in every round
     (where the probe is) and results are expressed in the state whose reference latency is
     ``reference_ms`` (a table's ``meta["reference"]["base_ms"]``; None: this run's own), unless
-    ``drift_correction`` is off; each Measurement records the reference."""
+    ``drift_correction`` is off; each Measurement records the reference. ``reference_network`` (a model
+    file in the same format and its input shapes) replaces the reference block by a whole network:
+    the reference of whole-network timings (``latency.validation``)."""
     paths = [Path(p) for p in paths]
     if not paths:
         return {}
@@ -187,7 +191,7 @@ def time_models(
         if not path.is_file():
             raise UserInputError(f"model file {path} not found")
     names = [p.name for p in paths]
-    if len(set(names)) != len(names) or {EMPTY_KEY.id, REFERENCE_NAME} & {p.stem for p in paths}:
+    if len(set(names)) != len(names) or {EMPTY_KEY.id, REFERENCE_NAME, NETWORK_REFERENCE_NAME} & {p.stem for p in paths}:
         raise UserInputError("models timed together need distinct file names (and none named like the overhead probe "
                              "or the drift reference)")
     suffixes = {p.suffix.lower() for p in paths}
@@ -206,12 +210,18 @@ def time_models(
         probe = BlockExporter(cache_dir).export(EMPTY_KEY, probe_format.name)
         models.append(TimedModel(EMPTY_KEY.id, probe, block_input_shapes(EMPTY_KEY)))
         overhead = EMPTY_KEY.id
-        reference_model = BlockExporter(cache_dir).export(REFERENCE_KEY, probe_format.name)
-        models.append(TimedModel(REFERENCE_NAME, reference_model, block_input_shapes(REFERENCE_KEY)))
+        if reference_network is None:
+            reference_model = BlockExporter(cache_dir).export(REFERENCE_KEY, probe_format.name)
+            models.append(TimedModel(REFERENCE_NAME, reference_model, block_input_shapes(REFERENCE_KEY)))
+        else:
+            network_file, network_shapes = reference_network
+            models.append(TimedModel(NETWORK_REFERENCE_NAME, Path(network_file),
+                                     tuple(tuple(int(d) for d in shape) for shape in network_shapes)))
     settings = {**table_settings(device), "runs": protocol.runs, "call_warmup": protocol.call_warmup, "seed": protocol.seed}
     store = SampleStore.open(store_path, settings)
     measure(device, models, protocol, store, show_progress=show_progress)
-    reference = (drift_reference(store, percentile=protocol.percentile, base_ms=reference_ms)
+    reference_name = REFERENCE_NAME if reference_network is None else NETWORK_REFERENCE_NAME
+    reference = (drift_reference(store, percentile=protocol.percentile, base_ms=reference_ms, name=reference_name)
                  if overhead is not None else None)
     results = aggregate(store, names, percentile=protocol.percentile, overhead=overhead, reference=reference,
                         correct=drift_correction)
@@ -222,12 +232,12 @@ def time_models(
 def time_model(
     device: Device, path: Path, protocol: ProtocolConfig, *, input_shapes: Sequence[Sequence[int]] | None,
     cache_dir: Path, show_progress: bool | None = None, reference_ms: float | None = None,
-    drift_correction: bool = True,
+    drift_correction: bool = True, reference_network: tuple[Path, Sequence[Sequence[int]]] | None = None,
 ) -> Measurement:
     """One whole model timed with the table protocol (see ``time_models``)."""
     return time_models(device, [path], protocol, input_shapes=[input_shapes], cache_dir=cache_dir,
-                       show_progress=show_progress, reference_ms=reference_ms,
-                       drift_correction=drift_correction)[Path(path).name]
+                       show_progress=show_progress, reference_ms=reference_ms, drift_correction=drift_correction,
+                       reference_network=reference_network)[Path(path).name]
 
 
 def _onnx_input_shapes(path: Path) -> list[tuple[int, ...]]:

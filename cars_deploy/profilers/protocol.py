@@ -49,7 +49,7 @@ from .blocks import EMPTY_KEY, BlockKey
 from .device import Device, Sample, TimedModel
 
 __all__ = ["ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "drift_reference",
-           "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME"]
+           "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME", "NETWORK_REFERENCE_NAME"]
 
 _log = logging.getLogger(__name__)
 
@@ -60,6 +60,8 @@ OVERHEAD_NAME = EMPTY_KEY.id
 REFERENCE_KEY = BlockKey("sep_conv_3x3", 48, 48, 28, 28, 1)
 #: Name of the reference model in samples.
 REFERENCE_NAME = REFERENCE_KEY.id
+#: Name, in samples, of a whole network used as the drift reference of whole-network timings.
+NETWORK_REFERENCE_NAME = "drift-reference-network"
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,7 @@ class Reference:
     per_round_ms: dict[int, float]  # round -> the reference's sample in that round
     percentile: float  # the low percentile of the rounds that is this run's reference latency
     temperatures_c: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)  # round -> (before, after)
+    model: str = REFERENCE_NAME  # the reference model's name in the samples
 
     @property
     def factor(self) -> float:
@@ -220,7 +223,7 @@ class Reference:
         (with the per-round temperatures where the device has sensors: a phone)."""
         rounds = sorted(self.per_round_ms)
         return {
-            "model": REFERENCE_NAME, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
+            "model": self.model, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
             "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"), "factor": float(f"{self.factor:.7g}"),
             "per_round_ms": [float(f"{self.per_round_ms[r]:.7g}") for r in rounds],
             **({"per_round_temperatures_c": [list(self.temperatures_c.get(r, (None, None))) for r in rounds]}
@@ -228,19 +231,22 @@ class Reference:
         }
 
 
-def drift_reference(store: "SampleStore", *, percentile: float, base_ms: float | None = None) -> Reference:
-    """The ``Reference`` of the samples in ``store``: ``base_ms`` (a table's) or, when None, the
-    ``percentile`` of the reference's own samples (a table build defines its state this way)."""
-    rounds = {r: float(s["ms"]) for r, s in store.samples.get(REFERENCE_NAME, {}).items()}
+def drift_reference(
+    store: "SampleStore", *, percentile: float, base_ms: float | None = None, name: str = REFERENCE_NAME
+) -> Reference:
+    """The ``Reference`` of the samples of the model ``name`` in ``store``: ``base_ms`` (a table's) or,
+    when None, the ``percentile`` of the reference's own samples (a table build defines its state this way)."""
+    rounds = {r: float(s["ms"]) for r, s in store.samples.get(name, {}).items()}
     if not rounds or min(rounds.values()) <= 0:
-        raise RuntimeError(f"no positive samples of the drift reference {REFERENCE_NAME}")
+        raise RuntimeError(f"no positive samples of the drift reference {name}")
     if base_ms is None:
         base_ms = float(np.percentile(list(rounds.values()), percentile))
     if not base_ms > 0:
         raise UserInputError(f"the table's drift reference latency {base_ms!r} is not positive; rebuild the table")
-    samples = store.samples[REFERENCE_NAME]
+    samples = store.samples[name]
     temperatures = {r: (samples[r].get("temp_before_c"), samples[r].get("temp_after_c")) for r in rounds}
-    return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile, temperatures_c=temperatures)
+    return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile, temperatures_c=temperatures,
+                     model=name)
 
 
 def measure(

@@ -138,38 +138,44 @@ def test_a_later_run_in_a_slower_state_agrees_with_the_table_when_corrected(tmp_
 
 
 def test_verification_is_expressed_in_the_state_its_calibration_was_measured_in(tmp_path, block_cache):
-    """The calibration's whole networks define the state predictions describe (not the block table's, whose
-    reference is timed among microsecond blocks): a verification on a slower machine, corrected to the
-    calibration's reference, gives back the calibration's measurements."""
+    """The calibration's whole networks define the state predictions describe, by a whole reference network
+    (not the block table's state, whose reference block is timed among microsecond blocks): a verification
+    on a slower machine, corrected by that network, gives back the calibration's measurements."""
+    from cars_deploy.latency.networks import REFERENCE_GENOTYPE, NetworkExporter
     from cars_deploy.latency.validation import (
         ValidationConfig,
         calibrate_table,
         measure_networks,
-        prediction_reference_ms,
+        prediction_reference,
         table_reference_ms,
     )
+    from cars_deploy.profilers.protocol import NETWORK_REFERENCE_NAME
 
     table = build_table(DriftingDevice(np.ones(PROTOCOL.rounds)), ProfileConfig(
         out=tmp_path / "table", networks=(SMALL,), protocol=PROTOCOL, cache_dir=block_cache), show_progress=False).table
-    assert prediction_reference_ms(table, SMALL) == table_reference_ms(table)  # no calibration yet: the table's
+    before = prediction_reference(table, SMALL)  # no calibration yet: the table's state, by the reference block
+    assert before.ms == table_reference_ms(table) and before.network is False
     calibrating = DriftingDevice(1.3 * np.random.default_rng(3).uniform(0.95, 1.05, size=PROTOCOL.rounds))
     result = calibrate_table(calibrating, table.path, ValidationConfig(networks=6, fit=4, published=False,
                              model="linear", protocol=PROTOCOL), cache_dir=block_cache, network=SMALL)
-    calibrated = LatencyTable.load(table.path)
-    reference = prediction_reference_ms(calibrated, SMALL)
-    assert reference == pytest.approx(1.3 * table_reference_ms(calibrated), rel=0.06)
-    assert result.calibration.details["reference_ms"] == reference
+    reference = prediction_reference(LatencyTable.load(table.path), SMALL)
+    assert reference.network is True
+    assert reference.ms == pytest.approx(1.3 * base_ms(NETWORK_REFERENCE_NAME), rel=0.06)
+    details = result.calibration.details
+    assert details["reference_ms"] == reference.ms and details["reference_model"] == REFERENCE_GENOTYPE
+    assert all(r["model"] == NETWORK_REFERENCE_NAME for r in details["reference"])
 
     networks = result.frame[result.frame.source == "random"]
     paths = [next(block_cache.rglob(name)) for name in networks.model_file]  # the exported networks
     slower = DriftingDevice(1.8 * np.random.default_rng(4).uniform(0.9, 1.1, size=PROTOCOL.rounds))
 
-    def verified(base: float) -> np.ndarray:
+    def verified(base: float, network: bool) -> np.ndarray:
         slower.calls = 0
         results = measure_networks(slower, paths, PROTOCOL, input_shapes=[[(1, 3, 8, 8)]] * len(paths),
-                                   cache_dir=block_cache, reference_ms=base)
+                                   cache_dir=block_cache, reference_ms=base,
+                                   reference_network=NetworkExporter(block_cache, SMALL).reference("onnx") if network else None)
         return np.array([results[p.name].latency_ms for p in paths])
 
-    np.testing.assert_allclose(verified(reference), networks.measured_ms, rtol=1e-5)
+    np.testing.assert_allclose(verified(reference.ms, True), networks.measured_ms, rtol=1e-5)
     # Referred to the block table's state instead, every model reads about 1.3x too fast.
-    assert np.all(verified(table_reference_ms(calibrated)) < 0.85 * networks.measured_ms)
+    assert np.all(verified(table_reference_ms(table), False) < 0.85 * networks.measured_ms)
