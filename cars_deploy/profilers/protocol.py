@@ -18,13 +18,14 @@ in a slow window and others in a fast one: a block's one-window median can be 60
    ``base / reference`` (``Reference.factor``), ``reference`` being the reference's low percentile
    in this run: the results are expressed in the machine state whose reference latency is ``base``.
    A table build takes ``base`` from its own reference (so its factor is 1) and stores it in the
-   sidecar; a calibration does the same for whole networks (its first pass defines its state, and its
+   sidecar; a calibration does the same for whole networks with a whole reference network instead of
+   the block (``time_models(reference_network=...)``; its first pass defines its state, and its
    ``reference_ms`` is stored with it), and every later timing of whole networks against that table
-   (``--verify-on``, ``--model --reference-table``) uses the calibration's ``base`` (the table's where
-   there is no calibration), so a table calibrated on a fast VM state and a verification made later on
-   a slow one agree. Whole networks are referred to a reference timed among whole networks: the same
-   block timed among microsecond blocks runs up to 15% faster or slower than among networks, more than
-   the drift it is there to remove. Interleaving (2.) with the low percentile (3.)
+   (``--verify-on``, ``--model --reference-table``) times the same network and uses the calibration's
+   ``base`` (the table's block where there is no calibration), so a table calibrated on a fast VM state
+   and a verification made later on a slow one agree. The block, timed among microsecond blocks, runs up
+   to 15% faster or slower than among networks, and in the L2 cache it misses slowdowns that cost
+   memory-bound networks more. Interleaving (2.) with the low percentile (3.)
    already removes drift *within* a run (every model meets the same rounds); the reference removes it
    *between* runs. One factor per run rather than one per round: a per-round factor would multiply
    every sample by the reference's own timing noise and bias the low percentile of each model by its
