@@ -93,7 +93,7 @@ def _parser() -> CliParser:
     cal.add_argument("--calibrate", type=N.COUNT, metavar="N", help="after the table: time N random whole networks plus the "
                      "published genotypes (twice, for the noise ceiling), fit the calibration on part of the random ones, "
                      "validate on the rest, store it in the sidecar and write a report (CSV, JSON, scatter PNG)")
-    cal.add_argument("--fit", type=N.COUNT, metavar="K", help="random networks the calibration is fitted on (default: N/3)")
+    cal.add_argument("--fit", type=N.COUNT, metavar="K", help="random networks the calibration is fitted on (default: N/2)")
     cal.add_argument("--calibration-model", choices=("linear", "grouped", "composition", "auto"), default="auto",
                      help="linear: a*block_sum+b; grouped: one slope per op family; composition: linear plus a ridge "
                      "residual per op and cell kind; auto (default): chosen by 5-fold CV on the fit networks")

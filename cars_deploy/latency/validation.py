@@ -82,7 +82,7 @@ class ValidationConfig:
     """One calibration-and-validation run (``cars-profile --calibrate N``)."""
 
     networks: int = 60  # random networks timed besides the published genotypes
-    fit: int | None = None  # random networks the calibration is fitted on (default: a third, at least 3); the rest validate
+    fit: int | None = None  # random networks the calibration is fitted on (default: half, at least 3); the rest validate
     published: bool = True  # also time every published genotype (always held out: never fitted on)
     sampler: Sampler = "spread"  # how random genotypes are drawn (see networks.py)
     model: str = "auto"  # calibration model: linear, grouped, composition, or auto (k-fold CV on the fit networks)
@@ -93,7 +93,7 @@ class ValidationConfig:
     drift_correction: bool = True  # express timings in the table's machine state via its drift reference
 
     def fit_count(self) -> int:
-        return self.fit if self.fit is not None else max(3, round(self.networks / 3))
+        return self.fit if self.fit is not None else max(3, self.networks // 2)
 
     def validate(self) -> None:
         if self.networks < 3:
