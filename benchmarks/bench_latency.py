@@ -12,7 +12,7 @@ search's cost function receives); the issue's target is >= 10,000 genotypes per 
 ``cars-profile --device local --out TABLE --calibrate N --baselines --json`` in a fresh interpreter
 (the table is completed first if blocks are missing, then N random networks plus the 18 published
 genotypes and torchvision's MobileNetV2, MNASNet 1.0 and ShuffleNetV2 x2.0 are exported and timed
-twice with the table protocol, the calibration is fitted on N/3 random networks and validated on
+twice with the table protocol, the calibration is fitted on N/2 random networks and validated on
 the others), then prints the held-out figures next to the repeat-measurement ceiling and the
 BENCHMARKS.md table of CARS_Lat_A..G and CARS_A..I (measured and predicted) beside the baselines.
 On a quiet machine (about 6 minutes; exported networks are cached for reruns)::
