@@ -40,13 +40,8 @@ from scipy.stats import kendalltau
 from cars_deploy.formats import format_for_runtime, timing_export_formats
 from cars_deploy.latency.networks import NetworkExporter, genotype_hash, sample_genotypes
 from cars_deploy.latency.predictor import LatencyPredictor
-from cars_deploy.latency.validation import (
-    ValidationConfig,
-    calibrate_table,
-    measure_networks,
-    table_reference_ms,
-    whole_network_protocol,
-)
+from cars_deploy.latency.reference_state import table_reference_ms
+from cars_deploy.latency.validation import ValidationConfig, calibrate_table, measure_networks, whole_network_protocol
 from cars_deploy.profilers.builder import ProfileConfig
 from cars_deploy.profilers.builder import build_table as build
 from cars_deploy.profilers.device import DeviceOptions

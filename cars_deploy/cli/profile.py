@@ -24,8 +24,9 @@ from ..formats import ONNX, format_for_runtime, format_for_suffix, suffix_choice
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.networks import NetworkExporter
 from ..latency.predictor import table_network
+from ..latency.reference_state import prediction_reference
 from ..latency.report import format_summary
-from ..latency.validation import ValidationConfig, calibrate_table, prediction_reference, whole_network_protocol
+from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, partial_path, time_model
 from ..profilers.device import DeviceOptions, parse_cpu_mask, parse_device_spec
 from ..profilers.devices import open_device

@@ -20,8 +20,9 @@ import pandas as pd
 
 from .._figures import figure_png, new_figure
 from .._io import atomic_write_bytes, atomic_write_text
+from ..profilers.table import table_files
 
-__all__ = ["write_report", "format_summary", "plot_scatter", "REPORT_FILES"]
+__all__ = ["write_report", "format_summary", "plot_scatter", "default_report_dir", "REPORT_FILES"]
 
 #: File names inside the report folder.
 REPORT_FILES: dict[str, str] = {"networks": "networks.csv", "summary": "summary.json", "scatter": "scatter.png"}
@@ -154,3 +155,9 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, (float, np.floating)):
         return None if not math.isfinite(float(value)) else float(value)
     return value
+
+
+def default_report_dir(table_path: Path) -> Path:
+    """``NAME.calibration/`` beside ``NAME.csv`` (a folder, so it never looks like a table)."""
+    csv, _ = table_files(table_path)
+    return csv.with_name(csv.stem + ".calibration")

@@ -42,11 +42,11 @@ from ..profilers.table import LatencyTable, TableError, lock_table, resolve_tabl
 from ..space.genotype import Genotype
 from ..space.networks import NetworkConfig
 from .baselines import export_baseline
-from .calibration import CALIBRATION_MODELS, Calibration, read_calibration, write_calibration
+from .calibration import CALIBRATION_MODELS, Calibration, write_calibration
 from .metrics import TARGETS, Agreement, meets_targets, relative_errors
 from .networks import REFERENCE_GENOTYPE, NetworkExporter, Sampler, published_genotypes, sample_genotypes
 from .predictor import LatencyPredictor, network_id, table_network
-from .report import write_report
+from .report import default_report_dir, write_report
 from .scoring import Scores, fit_and_score
 
 __all__ = [
@@ -55,10 +55,6 @@ __all__ = [
     "whole_network_protocol",
     "calibrate_table",
     "measure_networks",
-    "table_reference_ms",
-    "PredictionReference",
-    "prediction_reference",
-    "default_report_dir",
 ]
 
 _log = logging.getLogger(__name__)
@@ -122,12 +118,6 @@ class ValidationResult:
         return Agreement(**self.summary["validation"]["calibrated"])
 
 
-def default_report_dir(table_path: Path) -> Path:
-    """``NAME.calibration/`` beside ``NAME.csv`` (a folder, so it never looks like a table)."""
-    csv, _ = table_files(table_path)
-    return csv.with_name(csv.stem + ".calibration")
-
-
 def measure_networks(
     device: Device,
     paths: Sequence[Path],
@@ -149,33 +139,6 @@ def measure_networks(
         show_progress=show_progress, reference_ms=reference_ms, drift_correction=drift_correction,
         reference_network=reference_network,
     )
-
-
-def table_reference_ms(table: LatencyTable) -> float | None:
-    """The drift reference latency (ms) of the state ``table`` was built in (None: a table built before
-    the reference existed; timings are then expressed in their own run's state)."""
-    value = (table.meta.get("reference") or {}).get("base_ms")
-    return None if value is None else float(value)
-
-
-@dataclass(frozen=True)
-class PredictionReference:
-    """The machine state a table's predictions for one network describe: a drift reference latency and
-    whether that reference is the whole ``REFERENCE_GENOTYPE`` network (else the reference block)."""
-
-    ms: float | None  # None: a table made before references existed (timings stay in their own state)
-    network: bool
-
-
-def prediction_reference(table: LatencyTable, network: NetworkConfig) -> PredictionReference:
-    """The state ``table``'s predictions for ``network`` describe: the one its calibration for that network
-    was measured in, with the whole reference network (see ``_measure_passes``), else, for raw block sums
-    or a calibration made before it was recorded, the table's own, with the reference block."""
-    calibration = read_calibration(table.meta, network_id(network))
-    details = calibration.details if calibration is not None else {}
-    if details.get("reference_ms") is not None and details.get("reference_model") == REFERENCE_GENOTYPE:
-        return PredictionReference(float(details["reference_ms"]), network=True)
-    return PredictionReference(table_reference_ms(table), network=False)
 
 
 def calibrate_table(

@@ -6,7 +6,7 @@ carries the measured latency next to the predicted one. The device options (runt
 mask) come from the latency table, so the measurement is made under the conditions the prediction
 describes, and the drift reference expresses it in the machine state the predictions describe: the
 state the table's calibration was measured in, with the same whole reference network
-(``validation.prediction_reference``): a VM or phone that got slower since the table does not read as a
+(``reference_state.prediction_reference``): a VM or phone that got slower since the table does not read as a
 prediction error. Where pareto.csv has the prediction's uncertainty (``latency_pm90_ms``),
 ``latency_outside_pm90`` flags every model measured outside it.
 """
@@ -31,7 +31,8 @@ from . import host
 from .metrics import relative_errors
 from .networks import NetworkExporter
 from .objective import LOCAL_TABLE
-from .validation import PredictionReference, measure_networks, prediction_reference, whole_network_protocol
+from .reference_state import PredictionReference, prediction_reference
+from .validation import measure_networks, whole_network_protocol
 
 __all__ = ["measure_genotypes", "verify_pareto", "verify_pareto_file", "options_from_table"]
 

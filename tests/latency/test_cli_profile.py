@@ -9,7 +9,7 @@ import pytest
 
 from cars_deploy.cli.profile import main
 from cars_deploy.latency import LatencyPredictor, ValidationConfig, calibrate_table, network_id
-from cars_deploy.latency.validation import default_report_dir
+from cars_deploy.latency.report import default_report_dir
 from cars_deploy.profilers.adb_transport import ensure_adb_key
 from cars_deploy.profilers.device import DeviceOptions
 from cars_deploy.profilers.devices import open_device

@@ -142,13 +142,8 @@ def test_verification_is_expressed_in_the_state_its_calibration_was_measured_in(
     (not the block table's state, whose reference block is timed among microsecond blocks): a verification
     on a slower machine, corrected by that network, gives back the calibration's measurements."""
     from cars_deploy.latency.networks import REFERENCE_GENOTYPE, NetworkExporter
-    from cars_deploy.latency.validation import (
-        ValidationConfig,
-        calibrate_table,
-        measure_networks,
-        prediction_reference,
-        table_reference_ms,
-    )
+    from cars_deploy.latency.reference_state import prediction_reference, table_reference_ms
+    from cars_deploy.latency.validation import ValidationConfig, calibrate_table, measure_networks
     from cars_deploy.profilers.protocol import NETWORK_REFERENCE_NAME
 
     table = build_table(DriftingDevice(np.ones(PROTOCOL.rounds)), ProfileConfig(

@@ -1,0 +1,47 @@
+"""The machine state a latency table's figures are expressed in, named by a drift reference latency.
+
+A table's block rows are in the state it was built in, measured by the reference block
+(``profilers/protocol.py``, step 5). Its calibrated predictions for one network are in the state the
+calibration's whole networks were measured in, measured by a whole reference network
+(``networks.REFERENCE_GENOTYPE``; ``validation._measure_passes``). A later timing that is to be compared
+with either (``--verify-on``, ``cars-profile --model --reference-table``) times the same reference and
+is scaled into that state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..profilers.table import LatencyTable
+from ..space.networks import NetworkConfig
+from .calibration import read_calibration
+from .networks import REFERENCE_GENOTYPE
+from .predictor import network_id
+
+__all__ = ["PredictionReference", "prediction_reference", "table_reference_ms"]
+
+
+def table_reference_ms(table: LatencyTable) -> float | None:
+    """The drift reference latency (ms) of the state ``table`` was built in (None: a table built before
+    the reference existed; timings are then expressed in their own run's state)."""
+    value = (table.meta.get("reference") or {}).get("base_ms")
+    return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class PredictionReference:
+    """The machine state a table's predictions for one network describe: a drift reference latency and
+    whether that reference is the whole ``REFERENCE_GENOTYPE`` network (else the reference block)."""
+
+    ms: float | None  # None: a table made before references existed (timings stay in their own state)
+    network: bool
+
+
+def prediction_reference(table: LatencyTable, network: NetworkConfig) -> PredictionReference:
+    """The state ``table``'s predictions for ``network`` describe: the one its calibration for that network
+    was measured in, with the whole reference network (see ``_measure_passes``), else, for raw block sums
+    or a calibration made before it was recorded, the table's own, with the reference block."""
+    calibration = read_calibration(table.meta, network_id(network))
+    details = calibration.details if calibration is not None else {}
+    if details.get("reference_ms") is not None and details.get("reference_model") == REFERENCE_GENOTYPE:
+        return PredictionReference(float(details["reference_ms"]), network=True)
+    return PredictionReference(table_reference_ms(table), network=False)
