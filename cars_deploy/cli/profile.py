@@ -12,6 +12,7 @@ calibrate the latency predictor on whole networks (``--calibrate N``), or time o
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import shlex
@@ -24,7 +25,7 @@ from ..formats import ONNX, format_for_runtime, format_for_suffix, suffix_choice
 from ..latency.baselines import BASELINES, export_baseline, is_baseline
 from ..latency.networks import NetworkExporter
 from ..latency.predictor import table_network
-from ..latency.reference_state import prediction_reference
+from ..latency.reference_state import PredictionReference, prediction_reference
 from ..latency.report import format_summary
 from ..latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
 from ..profilers.builder import ProfileConfig, build_table, partial_path, time_model
@@ -116,14 +117,14 @@ def _network(args: argparse.Namespace) -> NetworkConfig:
     return config
 
 
-def _reference(table_name: str, fmt: str, cache_dir: Path) -> tuple[float | None, Any]:
-    """``--reference-table``: the drift reference latency of the state that table's predictions describe
-    (its calibration's, for the network it was made for, else its own) and the reference network to
-    time for it (None: the reference block), so a model timed now compares with those predictions."""
+def _reference(table_name: str, fmt: str, cache_dir: Path) -> tuple[PredictionReference, Any]:
+    """``--reference-table``: the state that table's predictions describe (its calibration's, for the
+    network it was made for, else its own: reference latency and statistic) and the reference network
+    to time for it (None: the reference block), so a model timed now compares with those predictions."""
     table = LatencyTable.load(table_name)
     network = table_network(table)
     reference = prediction_reference(table, network)
-    return reference.ms, NetworkExporter(cache_dir, network).reference(fmt) if reference.network else None
+    return reference, NetworkExporter(cache_dir, network).reference(fmt) if reference.network else None
 
 
 def _options(args: argparse.Namespace, runtime: str, kind: str) -> DeviceOptions:
@@ -193,12 +194,15 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         if not model.is_file():
             raise UserInputError(f"model file {model} not found")
         shapes = _input_shapes(args, model, network)
-        reference_ms, reference_network = (_reference(args.reference_table, model_format.name, cache_dir)
-                                           if args.reference_table else (None, None))
+        reference, reference_network = (_reference(args.reference_table, model_format.name, cache_dir)
+                                        if args.reference_table else (None, None))
+        if reference is not None:
+            protocol = dataclasses.replace(protocol, statistic=reference.statistic)
         device = open_device(spec, _options(args, model_format.runtime, spec.kind))
         try:
             result = time_model(device, model, protocol, input_shapes=shapes, cache_dir=cache_dir,
-                                drift_correction=args.drift_correction, reference_ms=reference_ms,
+                                drift_correction=args.drift_correction,
+                                reference_ms=reference.ms if reference is not None else None,
                                 reference_network=reference_network)
         finally:
             device.close()

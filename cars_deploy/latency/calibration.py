@@ -29,6 +29,7 @@ quantiles of its cross-validated residuals (the uncertainty printed beside every
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -114,6 +115,22 @@ class Calibration:
         """The ``level``% quantile of the absolute cross-validated relative residuals (%), if recorded."""
         value = (self.details.get("residual_quantiles_pct") or {}).get(str(level))
         return None if value is None else float(value)
+
+    def uncertainty_pct(self, level: int = 90) -> float | None:
+        """+-% holding ``level``% of later measurements around a prediction: the cross-validated residual
+        quantile widened by the drift reference's own noise. The residuals all share one measurement of
+        the reference, so they cannot show its error, yet a verification made later carries it twice
+        (the calibration's reference and its own), as a shift common to every model:
+        ``sqrt(q^2 + (z * sqrt(2) * se)^2)``, ``se`` the relative standard error of the calibration's
+        reference latency (``reference_noise_pct``) and ``z`` the two-sided normal quantile of ``level``."""
+        quantile = self.residual_quantile_pct(level)
+        noise = self.details.get("reference_noise_pct")
+        if quantile is None or noise is None:
+            return quantile
+        from scipy.stats import norm
+
+        z = float(norm.ppf(0.5 + level / 200.0))
+        return float(math.hypot(quantile, z * math.sqrt(2.0) * float(noise)))
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -50,7 +50,7 @@ class HostTableConfig:
     calibrate_networks: int = 60  # random whole networks for the calibration, spread over the block sum (0: none)
     calibrate_fit: int = 48  # of which fitted on and cross-validated (the rest are a held-out check in the sidecar)
     calibrate_model: str = "auto"  # calibration model (auto: chosen by k-fold CV on the fit networks)
-    network_rounds: int = 10  # interleaved rounds over the whole networks
+    network_rounds: int = 20  # interleaved rounds over the whole networks (trimmed mean: 20 rounds repeat to 0.9%)
     network_runs: int = 5  # timed calls per whole network and round
     drift_correction: bool = True  # the drift reference, timed in every round (profilers/protocol.py)
     tables_dir: Path | None = None  # where the table is cached (None: default_tables_dir())

@@ -180,9 +180,10 @@ class LatencyPredictor:
         return self._calibrated_table(self.calibration).total(encode_genotypes(genotypes))
 
     def uncertainty(self, predicted: np.ndarray, level: int = 90) -> np.ndarray | None:
-        """(N,) +-ms around ``predicted`` that holds ``level``% of the calibration's cross-validated
-        relative residuals (None when uncalibrated or the calibration recorded no residuals)."""
-        quantile = self.calibration.residual_quantile_pct(level) if self.calibration is not None else None
+        """(N,) +-ms around ``predicted`` that holds ``level``% of later measurements: the calibration's
+        cross-validated residual quantile widened by its drift reference's noise (``Calibration.uncertainty_pct``;
+        None when uncalibrated or the calibration recorded no residuals)."""
+        quantile = self.calibration.uncertainty_pct(level) if self.calibration is not None else None
         return None if quantile is None else np.asarray(predicted, dtype=np.float64) * quantile / 100.0
 
     __call__ = predict

@@ -5,8 +5,8 @@
 1. draw ``N`` random genotypes (``networks.sample_genotypes``) and add the published ones;
 2. export every network whole (``networks.NetworkExporter``) and time all of them on the table's
    device with the table's protocol (``profilers.builder.time_models``: warm-up, interleaved rounds
-   in a seeded shuffled order, the same low percentile, the per-call overhead subtracted); fewer
-   rounds and runs than for blocks, since a network takes milliseconds, not microseconds;
+   in a seeded shuffled order, the per-call overhead subtracted) sized for networks, which take
+   milliseconds, and with the rounds' trimmed mean (``whole_network_protocol``);
 3. time all of them a second time, in an independent pass with another round order: the agreement
    of the two passes is the ceiling this device's noise allows any predictor;
 4. fit the calibration (``calibration.py``) on a seeded subset of the random networks only;
@@ -46,6 +46,7 @@ from .calibration import CALIBRATION_MODELS, Calibration, write_calibration
 from .metrics import TARGETS, Agreement, meets_targets, relative_errors
 from .networks import REFERENCE_GENOTYPE, NetworkExporter, Sampler, published_genotypes, sample_genotypes
 from .predictor import LatencyPredictor, network_id, table_network
+from .reference_state import reference_noise_pct
 from .report import default_report_dir, write_report
 from .scoring import Scores, fit_and_score
 
@@ -61,13 +62,12 @@ _log = logging.getLogger(__name__)
 
 def whole_network_protocol(kind: str, *, percentile: float = 20.0, **changes: Any) -> ProtocolConfig:
     """The table protocol sized for whole networks: milliseconds per call instead of microseconds, so
-    fewer calls per round (``runs``) and fewer rounds; same warm-up, interleaving, percentile and overhead.
+    fewer calls per round (``runs``) and fewer rounds; same warm-up, interleaving and overhead, and the
+    trimmed mean of the rounds instead of the blocks' low percentile (``profilers/protocol.py``, 3.).
     Local: 5 warm-up calls, 20 rounds of 10 runs; phones (a runner process per model and round): 3, 6 x 10."""
-    base = (
-        ProtocolConfig(warmup=5, rounds=20, runs=10, batch_size=16, percentile=percentile)
-        if kind == "local"
-        else ProtocolConfig(warmup=3, rounds=6, runs=10, batch_size=8, percentile=percentile)
-    )
+    local = kind == "local"
+    base = ProtocolConfig(warmup=5 if local else 3, rounds=20 if local else 6, runs=10, batch_size=16 if local else 8,
+                          percentile=percentile, statistic="trimmed_mean")
     config = dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
     config.validate()
     return config
@@ -256,6 +256,7 @@ def _details(run: _Run, scores: Scores) -> dict[str, Any]:
         "validation": scores.validation, "fit": scores.fit, "reference": run.references, "cost": run.cost,
         "reference_ms": run.references[0]["base_ms"] if run.references and run.references[0] else None,
         "reference_model": REFERENCE_GENOTYPE,
+        "reference_noise_pct": reference_noise_pct(run.references[0] if run.references else None, run.protocol),
         "report": str(run.report_dir) if run.report_dir is not None else None,
     }
 

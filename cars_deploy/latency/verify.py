@@ -12,6 +12,7 @@ prediction error. Where pareto.csv has the prediction's uncertainty (``latency_p
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -70,6 +71,8 @@ def measure_genotypes(
     paths = [exporter.export(g, fmt) for g in genotypes]
     unique = list(dict.fromkeys(paths))
     protocol = protocol or whole_network_protocol(device.spec.kind)
+    if reference is not None:  # the statistic the reference's state was measured with
+        protocol = dataclasses.replace(protocol, statistic=reference.statistic)
     reference_network = exporter.reference(fmt) if reference is not None and reference.network else None
     results = measure_networks(device, unique, protocol, input_shapes=[[exporter.input_shape()]] * len(unique),
                                cache_dir=cache_dir, show_progress=show_progress,

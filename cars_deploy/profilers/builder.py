@@ -137,9 +137,9 @@ def _build_table(device: Device, config: ProfileConfig, *, show_progress: bool |
     temps_end = device.temperatures()
     # New rows are expressed in the state of the table's first build (its reference base), or define it.
     stored_base = ((existing.meta.get("reference") or {}).get("base_ms") if existing is not None else None)
-    reference = drift_reference(store, percentile=protocol.percentile, base_ms=stored_base)
-    measurements = aggregate(store, [k.id for k in todo], percentile=protocol.percentile, reference=reference,
-                             correct=config.drift_correction)
+    reference = drift_reference(store, percentile=protocol.percentile, base_ms=stored_base, statistic=protocol.statistic)
+    measurements = aggregate(store, [k.id for k in todo], percentile=protocol.percentile, statistic=protocol.statistic,
+                             reference=reference, correct=config.drift_correction)
     rows = [_row(key, measurements[key.id]) for key in todo]
     overhead = measurements[todo[0].id].overhead_ms
     events = device.events()
@@ -221,10 +221,11 @@ def time_models(
     store = SampleStore.open(store_path, settings)
     measure(device, models, protocol, store, show_progress=show_progress)
     reference_name = REFERENCE_NAME if reference_network is None else NETWORK_REFERENCE_NAME
-    reference = (drift_reference(store, percentile=protocol.percentile, base_ms=reference_ms, name=reference_name)
+    reference = (drift_reference(store, percentile=protocol.percentile, base_ms=reference_ms, name=reference_name,
+                                 statistic=protocol.statistic)
                  if overhead is not None else None)
-    results = aggregate(store, names, percentile=protocol.percentile, overhead=overhead, reference=reference,
-                        correct=drift_correction)
+    results = aggregate(store, names, percentile=protocol.percentile, statistic=protocol.statistic, overhead=overhead,
+                        reference=reference, correct=drift_correction)
     store.delete()
     return results
 

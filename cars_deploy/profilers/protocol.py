@@ -1,4 +1,4 @@
-"""The measurement protocol shared by every device: warm-up, interleaved rounds, low percentile, overhead.
+"""The measurement protocol shared by every device: warm-up, interleaved rounds, a robust statistic, overhead.
 
 Phones, and the VMs this project is tested on, drift between fast and slow states for tens of
 seconds, so one window of runs per block (the usual "time block A, then block B") puts some blocks
@@ -8,14 +8,19 @@ in a slow window and others in a fast one: a block's one-window median can be 60
 2. ``rounds`` interleaved rounds: in each, every model is timed once (``runs`` calls, reduced to a
    per-call median by the device), in an order shuffled per round with a seeded generator, so each
    model's samples are spread over the whole run and meet the same mix of fast and slow windows;
-3. the latency is a low percentile (``percentile``, default 20) of a model's round samples: the
-   model in the fast state, which all models reach, rather than a mean polluted by slow windows;
-   p10/p50/p90 and the inter-quartile range are recorded as the spread;
+3. the latency is a statistic of a model's round samples (``statistic``): for blocks a low percentile
+   (``percentile``, default 20), the model in the fast state, which all models reach, rather than a
+   mean polluted by slow windows; for whole networks (``latency.validation.whole_network_protocol``)
+   the 10%-trimmed mean. Interleaving and the drift reference already put every network in the same
+   mix of windows, and there the trimmed mean repeats better: two passes of 24 networks on 20 rounds
+   agreed to 0.92% with it and to 1.67% with p20, most of it the reference's own p20 noise
+   (BENCHMARKS.md, "How quiet is one measurement"). p10/p50/p90 and the inter-quartile range are
+   recorded as the spread;
 4. the runner's fixed per-call overhead, timed the same way on an empty model (an identity on one
    float), is subtracted, so that a sum of N blocks does not count N call overheads;
 5. drift correction: a fixed reference model (``REFERENCE_KEY``, a separable convolution block that
    never changes) is timed in every round like the others, and every sample is scaled by
-   ``base / reference`` (``Reference.factor``), ``reference`` being the reference's low percentile
+   ``base / reference`` (``Reference.factor``), ``reference`` being the reference's statistic (3.)
    in this run: the results are expressed in the machine state whose reference latency is ``base``.
    A table build takes ``base`` from its own reference (so its factor is 1) and stores it in the
    sidecar; a calibration does the same for whole networks with a whole reference network instead of
@@ -25,11 +30,13 @@ in a slow window and others in a fast one: a block's one-window median can be 60
    ``base`` (the table's block where there is no calibration), so a table calibrated on a fast VM state
    and a verification made later on a slow one agree. The block, timed among microsecond blocks, runs up
    to 15% faster or slower than among networks, and in the L2 cache it misses slowdowns that cost
-   memory-bound networks more. Interleaving (2.) with the low percentile (3.)
+   memory-bound networks more. Interleaving (2.) with the statistic (3.)
    already removes drift *within* a run (every model meets the same rounds); the reference removes it
    *between* runs. One factor per run rather than one per round: a per-round factor would multiply
-   every sample by the reference's own timing noise and bias the low percentile of each model by its
-   own noise level, while it corrects nothing the percentile has not already removed. The reference's
+   every sample by the reference's own timing noise and bias the statistic of each model by its
+   own noise level, while it corrects nothing the statistic has not already removed. The reference's
+   own statistic is the larger part of what remains between two runs, which is why whole networks use
+   the trimmed mean (3.). The reference's
    latency in every round is recorded all the same (beside the temperatures on a phone).
 """
 from __future__ import annotations
@@ -49,7 +56,7 @@ from ..errors import UserInputError
 from .blocks import EMPTY_KEY, BlockKey
 from .device import Device, Sample, TimedModel
 
-__all__ = ["ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "drift_reference",
+__all__ = ["STATISTICS", "round_statistic", "ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "drift_reference",
            "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME", "NETWORK_REFERENCE_NAME"]
 
 _log = logging.getLogger(__name__)
@@ -63,6 +70,21 @@ REFERENCE_KEY = BlockKey("sep_conv_3x3", 48, 48, 28, 28, 1)
 REFERENCE_NAME = REFERENCE_KEY.id
 #: Name, in samples, of a whole network used as the drift reference of whole-network timings.
 NETWORK_REFERENCE_NAME = "drift-reference-network"
+#: How a model's round samples become its latency (``ProtocolConfig.statistic``).
+STATISTICS: tuple[str, ...] = ("percentile", "trimmed_mean")
+#: Share of the round samples the ``"trimmed_mean"`` statistic cuts from each end.
+TRIM_SHARE = 0.1
+
+
+def round_statistic(values: Sequence[float] | np.ndarray, statistic: str, percentile: float) -> float:
+    """One latency from round samples: their ``percentile`` or their ``TRIM_SHARE``-trimmed mean."""
+    if statistic == "trimmed_mean":
+        from scipy.stats import trim_mean
+
+        return float(trim_mean(np.asarray(values, dtype=np.float64), TRIM_SHARE))
+    if statistic != "percentile":
+        raise ValueError(f"unknown round statistic {statistic!r}")
+    return float(np.percentile(values, percentile))
 
 
 @dataclass(frozen=True)
@@ -73,9 +95,10 @@ class ProtocolConfig:
     rounds: int = 50  # interleaved rounds over all models
     runs: int = 100  # timed calls per model in each round (the runner's -r / --iter)
     call_warmup: int = 1  # untimed calls before the timed ones in every round (a runner is a new process)
-    percentile: float = 20.0  # low percentile of the round samples reported as the latency
+    percentile: float = 20.0  # low percentile of the round samples reported as the latency (statistic "percentile")
     batch_size: int = 64  # models per device call (ADB: per shell call)
     seed: int = 0  # seeds the per-round shuffle
+    statistic: str = "percentile"  # how round samples become a latency (STATISTICS)
 
     @classmethod
     def for_device(cls, kind: str, **changes: Any) -> "ProtocolConfig":
@@ -98,6 +121,8 @@ class ProtocolConfig:
             raise UserInputError(f"--seed must be in 0..{2**32 - 1}, got {self.seed}")
         if not 0.0 <= self.percentile <= 100.0:
             raise UserInputError(f"--percentile must be in 0..100, got {self.percentile}")
+        if self.statistic not in STATISTICS:
+            raise UserInputError(f"unknown round statistic {self.statistic!r}; known: {', '.join(STATISTICS)}")
 
 
 @dataclass
@@ -186,8 +211,8 @@ class Measurement:
     """The aggregate of one model's round samples (overhead already subtracted where said)."""
 
     name: str  # the model's name
-    latency_ms: float  # the low percentile minus the overhead, floored at 0
-    raw_ms: float  # the low percentile before subtracting the overhead
+    latency_ms: float  # the round statistic minus the overhead, floored at 0
+    raw_ms: float  # the round statistic before subtracting the overhead
     p10_ms: float  # spread: 10th, 50th and 90th percentiles, overhead subtracted
     p50_ms: float
     p90_ms: float
@@ -206,9 +231,10 @@ class Reference:
 
     base_ms: float  # reference latency of the state results are expressed in (the table's, or this run's)
     per_round_ms: dict[int, float]  # round -> the reference's sample in that round
-    percentile: float  # the low percentile of the rounds that is this run's reference latency
+    percentile: float  # the low percentile of the rounds that is this run's reference latency (statistic "percentile")
     temperatures_c: dict[int, tuple[float | None, float | None]] = field(default_factory=dict)  # round -> (before, after)
     model: str = REFERENCE_NAME  # the reference model's name in the samples
+    statistic: str = "percentile"  # how its rounds become its latency, as for every model of the run (STATISTICS)
 
     @property
     def factor(self) -> float:
@@ -216,15 +242,16 @@ class Reference:
         return self.base_ms / self.run_ms()
 
     def run_ms(self) -> float:
-        """The reference's latency in this run (the same low percentile as every model)."""
-        return float(np.percentile(list(self.per_round_ms.values()), self.percentile))
+        """The reference's latency in this run (the same statistic as every model)."""
+        return round_statistic(list(self.per_round_ms.values()), self.statistic, self.percentile)
 
     def as_dict(self) -> dict[str, Any]:
-        """For sidecars and reports: the model, base, this run's latency, drift (%) and per-round values
+        """For sidecars and reports: the model, statistic, base, this run's latency, drift (%) and per-round values
         (with the per-round temperatures where the device has sensors: a phone)."""
         rounds = sorted(self.per_round_ms)
         return {
-            "model": self.model, "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
+            "model": self.model, "statistic": self.statistic,
+            "base_ms": float(f"{self.base_ms:.7g}"), "run_ms": float(f"{self.run_ms():.7g}"),
             "drift_pct": float(f"{(self.run_ms() / self.base_ms - 1) * 100:.4g}"), "factor": float(f"{self.factor:.7g}"),
             "per_round_ms": [float(f"{self.per_round_ms[r]:.7g}") for r in rounds],
             **({"per_round_temperatures_c": [list(self.temperatures_c.get(r, (None, None))) for r in rounds]}
@@ -233,21 +260,22 @@ class Reference:
 
 
 def drift_reference(
-    store: "SampleStore", *, percentile: float, base_ms: float | None = None, name: str = REFERENCE_NAME
+    store: "SampleStore", *, percentile: float, base_ms: float | None = None, name: str = REFERENCE_NAME,
+    statistic: str = "percentile",
 ) -> Reference:
     """The ``Reference`` of the samples of the model ``name`` in ``store``: ``base_ms`` (a table's) or,
-    when None, the ``percentile`` of the reference's own samples (a table build defines its state this way)."""
+    when None, the ``statistic`` of the reference's own samples (a table build defines its state this way)."""
     rounds = {r: float(s["ms"]) for r, s in store.samples.get(name, {}).items()}
     if not rounds or min(rounds.values()) <= 0:
         raise RuntimeError(f"no positive samples of the drift reference {name}")
     if base_ms is None:
-        base_ms = float(np.percentile(list(rounds.values()), percentile))
+        base_ms = round_statistic(list(rounds.values()), statistic, percentile)
     if not base_ms > 0:
         raise UserInputError(f"the table's drift reference latency {base_ms!r} is not positive; rebuild the table")
     samples = store.samples[name]
     temperatures = {r: (samples[r].get("temp_before_c"), samples[r].get("temp_after_c")) for r in rounds}
     return Reference(base_ms=float(base_ms), per_round_ms=rounds, percentile=percentile, temperatures_c=temperatures,
-                     model=name)
+                     model=name, statistic=statistic)
 
 
 def measure(
@@ -295,7 +323,7 @@ def measure(
 
 def aggregate(
     store: SampleStore, names: Sequence[str], *, percentile: float, overhead: str | None = OVERHEAD_NAME,
-    reference: Reference | None = None, correct: bool = True,
+    reference: Reference | None = None, correct: bool = True, statistic: str = "percentile",
 ) -> dict[str, Measurement]:
     """One ``Measurement`` per name from its round samples, minus the overhead model's latency; with a
     ``reference`` and ``correct``, every sample (the overhead's too) is first scaled by the run's drift
@@ -313,7 +341,7 @@ def aggregate(
         values = values_of(overhead, scale)
         if values.size == 0:
             raise RuntimeError(f"no samples of the overhead model {overhead}")
-        return float(np.percentile(values, percentile))
+        return round_statistic(values, statistic, percentile)
 
     overhead_ms, raw_overhead_ms = overhead_of(factor), overhead_of(1.0)
     out = {}
@@ -321,7 +349,7 @@ def aggregate(
         values = values_of(name, factor)
         if values.size == 0:
             raise RuntimeError(f"no samples of {name}")
-        raw = float(np.percentile(values, percentile))
+        raw = round_statistic(values, statistic, percentile)
         p10, p25, p50, p75, p90 = (float(v) for v in np.percentile(values, [10, 25, 50, 75, 90]))
         rounds = store.samples[name]
         out[name] = Measurement(
@@ -337,7 +365,7 @@ def aggregate(
             runs=int(sum(s["runs"] for s in rounds.values())),
             temperatures_c=tuple((rounds[r]["temp_before_c"], rounds[r]["temp_after_c"]) for r in sorted(rounds)),
             reference=recorded,
-            uncorrected_ms=max(float(np.percentile(values_of(name, 1.0), percentile)) - raw_overhead_ms, 0.0),
+            uncorrected_ms=max(round_statistic(values_of(name, 1.0), statistic, percentile) - raw_overhead_ms, 0.0),
         )
     return out
 

@@ -174,3 +174,43 @@ def test_verification_is_expressed_in_the_state_its_calibration_was_measured_in(
     np.testing.assert_allclose(verified(reference.ms, True), networks.measured_ms, rtol=1e-5)
     # Referred to the block table's state instead, every model reads about 1.3x too fast.
     assert np.all(verified(table_reference_ms(table), False) < 0.85 * networks.measured_ms)
+
+
+def test_a_calibration_records_its_statistic_and_a_verification_uses_it(tmp_path, block_cache):
+    """Whole networks are measured by the trimmed mean of their rounds: the calibration's state records it,
+    a verification against that state uses it whatever protocol it was handed, and a calibration recorded
+    before statistics existed reads as the low percentile it was measured with."""
+    import dataclasses
+
+    from cars_deploy.latency.calibration import read_calibration, write_calibration
+    from cars_deploy.latency.predictor import network_id
+    from cars_deploy.latency.reference_state import prediction_reference
+    from cars_deploy.latency.validation import ValidationConfig, calibrate_table, whole_network_protocol
+    from cars_deploy.latency.verify import measure_genotypes
+    from cars_deploy.space import parse_genotype
+
+    protocol = whole_network_protocol("local", warmup=0, rounds=12, runs=3, batch_size=1000)
+    assert protocol.statistic == "trimmed_mean"
+    table = build_table(DriftingDevice(np.ones(PROTOCOL.rounds)), ProfileConfig(
+        out=tmp_path / "table", networks=(SMALL,), protocol=PROTOCOL, cache_dir=block_cache), show_progress=False).table
+    calibrating = DriftingDevice(1.3 * np.random.default_rng(5).uniform(0.9, 1.1, size=PROTOCOL.rounds))
+    result = calibrate_table(calibrating, table.path, ValidationConfig(networks=6, fit=4, published=False,
+                             model="linear", protocol=protocol), cache_dir=block_cache, network=SMALL)
+    details = result.calibration.details
+    assert details["protocol"]["statistic"] == "trimmed_mean"
+    assert all(r["statistic"] == "trimmed_mean" for r in details["reference"])
+    reference = prediction_reference(LatencyTable.load(table.path), SMALL)
+    assert reference.network is True and reference.statistic == "trimmed_mean"
+
+    networks = result.frame[result.frame.source == "random"]
+    genotypes = [parse_genotype(text) for text in networks.genotype]
+    slower = DriftingDevice(1.8 * np.random.default_rng(6).uniform(0.9, 1.1, size=PROTOCOL.rounds))
+    measured = measure_genotypes(genotypes, device=slower, network=SMALL, cache_dir=block_cache,
+                                 protocol=dataclasses.replace(protocol, statistic="percentile"), reference=reference)
+    np.testing.assert_allclose(measured, networks.measured_ms, rtol=1e-5)
+
+    saved = LatencyTable.load(table.path)
+    old = read_calibration(saved.meta, network_id(SMALL))
+    old_protocol = {k: v for k, v in old.details["protocol"].items() if k != "statistic"}
+    write_calibration(saved.meta, network_id(SMALL), dataclasses.replace(old, details={**old.details, "protocol": old_protocol}))
+    assert prediction_reference(saved, SMALL).statistic == "percentile"

@@ -99,7 +99,21 @@ def test_aggregate_takes_the_low_percentile_and_subtracts_the_overhead():
     assert aggregate(tiny, ["b"], percentile=20)["b"].latency_ms == 0.0  # never negative
 
 
+def test_aggregate_with_the_trimmed_mean_drops_a_slow_round_a_mean_would_keep():
+    store = SampleStore({})
+    values = [5.0, 5.2, 4.8, 5.1, 4.9, 5.0, 5.05, 4.95, 5.0, 50.0]  # one round in a slow window
+    for r, v in enumerate(values):
+        store.add(r, [Sample("net", v, 10), Sample(OVERHEAD_NAME, 0.5, 10)])
+    m = aggregate(store, ["net"], percentile=20, statistic="trimmed_mean")["net"]
+    kept = sorted(values)[1:-1]  # 10% cut from each end of 10 rounds
+    assert m.raw_ms == pytest.approx(np.mean(kept)) and m.overhead_ms == pytest.approx(0.5)
+    assert m.latency_ms == pytest.approx(np.mean(kept) - 0.5) and m.latency_ms < np.mean(values) - 4
+    assert m.raw_ms != pytest.approx(aggregate(store, ["net"], percentile=20)["net"].raw_ms)
+
+
 def test_protocol_settings_are_validated():
+    with pytest.raises(UserInputError, match="round statistic"):
+        ProtocolConfig.for_device("local", statistic="mode")
     for bad in ({"rounds": 0}, {"runs": 0}, {"warmup": -1}, {"percentile": 101.0}, {"batch_size": 0}):
         with pytest.raises(UserInputError):
             ProtocolConfig.for_device("local", **bad)
