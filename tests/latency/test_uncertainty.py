@@ -17,11 +17,11 @@ def _calibration(details: dict) -> Calibration:
                        table_fingerprint="f", details=details)
 
 
-def test_the_band_is_the_residual_quantile_widened_by_the_reference_noise_of_two_runs():
+def test_the_band_is_the_residual_quantile_widened_by_the_reference_noise():
     plain = _calibration({"residual_quantiles_pct": {"90": 2.0}})
     assert plain.uncertainty_pct(90) == pytest.approx(2.0)  # no reference noise recorded: the residuals alone
     noisy = _calibration({"residual_quantiles_pct": {"90": 2.0}, "reference_noise_pct": 0.5})
-    assert noisy.uncertainty_pct(90) == pytest.approx(math.hypot(2.0, 1.6448536 * math.sqrt(2) * 0.5), rel=1e-6)
+    assert noisy.uncertainty_pct(90) == pytest.approx(math.hypot(2.0, 1.6448536 * 0.5), rel=1e-6)
     assert _calibration({}).uncertainty_pct(90) is None
 
 
