@@ -175,6 +175,14 @@ def test_verification_is_expressed_in_the_state_its_calibration_was_measured_in(
     # Referred to the block table's state instead, every model reads about 1.3x too fast.
     assert np.all(verified(table_reference_ms(table), False) < 0.85 * networks.measured_ms)
 
+    # Rows changed since the calibration: the predictor ignores it and predicts raw block sums, which
+    # describe the table's own state, so a verification must be referred to that one.
+    calibrated = LatencyTable.load(table.path)
+    frame = calibrated.frame.copy()
+    frame["latency_ms"] = frame["latency_ms"] * 1.01
+    stale = prediction_reference(LatencyTable(frame, calibrated.meta, calibrated.path), SMALL)
+    assert stale.network is False and stale.ms == table_reference_ms(table)
+
 
 def test_a_calibration_records_its_statistic_and_a_verification_uses_it(tmp_path, block_cache):
     """Whole networks are measured by the trimmed mean of their rounds: the calibration's state records it,
