@@ -97,13 +97,13 @@ def format_summary(summary: dict[str, Any]) -> str:
         f"fitted on {networks['fit']} networks, validated on {networks['held_out']} held-out "
         f"({networks['published']} published)",
     ]
-    header = f"  {'':24}{'MAPE':>8}{'<=5%':>8}{'<=10%':>8}{'tau':>8}{'bias':>8}"
+    header = f"  {'':26}{'MAPE':>8}{'<=5%':>8}{'<=10%':>8}{'tau':>8}{'bias':>8}"
     lines.append(header)
     for key, label in (("calibrated", "calibrated prediction"), ("block_sum", "raw block sum"),
                        ("repeat", "2nd measurement (ceiling)")):
         if key in validation:
             a = validation[key]
-            lines.append(f"  {label:24}{_pct(a['mape_pct']):>8}{_share(a['within_5']):>8}{_share(a['within_10']):>8}"
+            lines.append(f"  {label:26}{_pct(a['mape_pct']):>8}{_share(a['within_5']):>8}{_share(a['within_10']):>8}"
                          f"{_num(a['kendall_tau']):>8}{_pct(a['bias_pct']):>8}")
     targets = summary["targets"]
     lines.append(
@@ -118,7 +118,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                      f"(CV MAPE: {scores})")
     quantiles = summary.get("residual_quantiles_pct") or {}
     if quantiles.get("90") is not None:
-        lines.append(f"  uncertainty: 90% of cross-validated residuals within +-{quantiles['90']:.2f}%")
+        band = summary.get("uncertainty_pm90_pct")
+        widened = "" if band is None else f"; with the drift reference's own noise, the +-90% band is +-{band:.2f}%"
+        lines.append(f"  uncertainty: 90% of cross-validated residuals within +-{quantiles['90']:.2f}%{widened}")
     cost = summary.get("cost") or {}
     if cost:
         lines.append(f"  cost: {cost.get('networks_timed')} models timed x {cost.get('passes')} passes, "

@@ -279,7 +279,7 @@ def _summary(
         "networks": run.counts,
         "calibration": {k: v for k, v in calibration.to_dict().items() if k in stored},
         "model_selection": scores.model_selection,
-        "residual_quantiles_pct": scores.residual_quantiles_pct,
+        "residual_quantiles_pct": scores.residual_quantiles_pct, "uncertainty_pm90_pct": calibration.uncertainty_pct(90),
         "reference": run.references,
         "cost": run.cost,
         "validation": scores.validation,
