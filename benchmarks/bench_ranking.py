@@ -27,6 +27,7 @@ measurement), ``summary.json``, ``commands.txt``, ``timing.json`` and ``ranking.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import sys
 import time
@@ -54,7 +55,7 @@ from experiments.runs import SearchRun, command_text, run_search, train_command,
 from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 from experiments.stats import rank_correlation  # noqa: E402
 
-__all__ = ["VARIANTS", "Variant", "analyse", "main"]
+__all__ = ["VARIANTS", "Variant", "analyse", "interleave_sources", "main"]
 
 NAME = "bench_ranking"
 STAGES: tuple[str, ...] = ("all", "models", "supernets")
@@ -88,6 +89,15 @@ VARIANTS: dict[str, Variant] = {
 
 #: The measurement columns of a variant: accuracy on the large sample, and on the search's usual one.
 _LARGE, _SMALL = "supernet", "supernet_512"
+
+
+def interleave_sources(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``items`` taken alternately from each source (population, random, population, ...), each source in
+    its own order: the order models are trained in, so that a run stopped halfway has ranked both halves."""
+    by_source: dict[str, list[Mapping[str, Any]]] = {}
+    for item in items:
+        by_source.setdefault(str(item["source"]), []).append(item)
+    return [item for group in itertools.zip_longest(*by_source.values()) for item in group if item is not None]
 
 
 def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) -> dict[str, Any]:
@@ -267,7 +277,8 @@ def _run(args: argparse.Namespace) -> int:
             results.add_seconds(f"supernet_evaluation_{name}", time.perf_counter() - began)
             update()
     if args.stage in ("all", "models"):
-        for model_budget, name, todo in ((budget, "models.jsonl", items), (second, "models_seed1.jsonl", seed1_items)):
+        for model_budget, name, todo in ((budget, "models.jsonl", interleave_sources(items)),
+                                         (second, "models_seed1.jsonl", seed1_items)):
             train_each(todo, key="item", argv_of=argv_of(model_budget), results=results, name=name,
                        work_dir=experiment.work_dir, threads=experiment.threads, device=experiment.device,
                        after_each=update)

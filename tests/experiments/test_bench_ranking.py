@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from benchmarks.bench_ranking import flattery_gap, main
+from benchmarks.bench_ranking import flattery_gap, interleave_sources, main
 
 from .conftest import TINY_SEARCH, TINY_TRAIN
 
@@ -37,3 +37,9 @@ def test_flattery_gap_is_the_population_minus_the_random_excess():
                          "supernet": [0.6, 0.5, 0.4, 0.3], "test_accuracy": [0.5, 0.4, 0.4, 0.3]})
     assert abs(flattery_gap(rows, "supernet") - 10.0) < 1e-9
     assert flattery_gap(rows[rows.source == "random"], "supernet") is None
+
+
+def test_models_are_trained_alternately_from_each_source():
+    items = [{"item": f"{i:02d}-{s}", "source": s} for i, s in enumerate(["population"] * 3 + ["random"] * 2)]
+    order = [item["item"] for item in interleave_sources(items)]
+    assert order == ["00-population", "03-random", "01-population", "04-random", "02-population"]
