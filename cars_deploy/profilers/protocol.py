@@ -14,7 +14,7 @@ in a slow window and others in a fast one: a block's one-window median can be 60
    the 10%-trimmed mean. Interleaving and the drift reference already put every network in the same
    mix of windows, and there the trimmed mean repeats better: two passes of 24 networks on 20 rounds
    agreed to 0.92% with it and to 1.67% with p20, most of it the reference's own p20 noise
-   (BENCHMARKS.md, "How quiet is one measurement"). p10/p50/p90 and the inter-quartile range are
+   (BENCHMARKS.md, "How quiet is one whole-network measurement?"). p10/p50/p90 and the inter-quartile range are
    recorded as the spread;
 4. the runner's fixed per-call overhead, timed the same way on an empty model (an identity on one
    float), is subtracted, so that a sum of N blocks does not count N call overheads;
@@ -77,11 +77,13 @@ TRIM_SHARE = 0.1
 
 
 def round_statistic(values: Sequence[float] | np.ndarray, statistic: str, percentile: float) -> float:
-    """One latency from round samples: their ``percentile`` or their ``TRIM_SHARE``-trimmed mean."""
+    """One latency from round samples: their ``percentile`` or their trimmed mean, which cuts
+    ``TRIM_SHARE`` of the rounds from each end, and at least one from 5 rounds up. Written out rather than
+    scipy's ``trim_mean``, which cuts nothing below 10 rounds: a phone's 6 rounds need their slowest dropped."""
     if statistic == "trimmed_mean":
-        from scipy.stats import trim_mean
-
-        return float(trim_mean(np.asarray(values, dtype=np.float64), TRIM_SHARE))
+        ordered = np.sort(np.asarray(values, dtype=np.float64))
+        cut = max(1, int(TRIM_SHARE * ordered.size)) if ordered.size >= 5 else 0
+        return float(ordered[cut : ordered.size - cut].mean())
     if statistic != "percentile":
         raise ValueError(f"unknown round statistic {statistic!r}")
     return float(np.percentile(values, percentile))

@@ -11,7 +11,14 @@ from cars_deploy.profilers.blocks import EMPTY_KEY, block_input_shapes, network_
 from cars_deploy.profilers.device import DeviceOptions, Sample, TimedModel
 from cars_deploy.profilers.devices import open_device
 from cars_deploy.profilers.export_blocks import BlockExporter
-from cars_deploy.profilers.protocol import OVERHEAD_NAME, ProtocolConfig, SampleStore, aggregate, measure
+from cars_deploy.profilers.protocol import (
+    OVERHEAD_NAME,
+    ProtocolConfig,
+    SampleStore,
+    aggregate,
+    measure,
+    round_statistic,
+)
 
 from .conftest import SMALL
 
@@ -109,6 +116,9 @@ def test_aggregate_with_the_trimmed_mean_drops_a_slow_round_a_mean_would_keep():
     assert m.raw_ms == pytest.approx(np.mean(kept)) and m.overhead_ms == pytest.approx(0.5)
     assert m.latency_ms == pytest.approx(np.mean(kept) - 0.5) and m.latency_ms < np.mean(values) - 4
     assert m.raw_ms != pytest.approx(aggregate(store, ["net"], percentile=20)["net"].raw_ms)
+    # A phone's 6 rounds: the slowest (and the fastest) still go; 4 rounds are too few to cut.
+    assert round_statistic([5.0, 5.1, 4.9, 5.0, 5.0, 9.0], "trimmed_mean", 20) == pytest.approx(5.025)
+    assert round_statistic([5.0, 5.0, 5.0, 9.0], "trimmed_mean", 20) == pytest.approx(6.0)
 
 
 def test_protocol_settings_are_validated():
