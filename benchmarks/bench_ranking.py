@@ -58,7 +58,7 @@ from experiments.stats import rank_correlation  # noqa: E402
 __all__ = ["VARIANTS", "Variant", "analyse", "interleave_sources", "main"]
 
 NAME = "bench_ranking"
-STAGES: tuple[str, ...] = ("all", "models", "supernets")
+STAGES: tuple[str, ...] = ("all", "models", "supernets", "report")
 log = logging.getLogger("experiments")
 
 
@@ -293,7 +293,7 @@ def _parser() -> Any:
                         help=f"SuperNet training variants, comma-separated (default {','.join(VARIANTS)})")
     parser.add_argument("--stage", choices=STAGES, default="all",
                         help="models: train the genotypes alone; supernets: the variants' searches and SuperNet "
-                        "accuracies; all (default): both, in one process")
+                        "accuracies; all (default): both, in one process; report: only the analysis of what is done")
     parser.add_argument("--n", type=int, default=32, help="genotypes, half population and half random (default 32)")
     parser.add_argument("--second-seed", type=int, default=8,
                         help="genotypes (spread over size) also trained with a second seed (default 8)")

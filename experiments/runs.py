@@ -243,7 +243,10 @@ def train_each(
                 log.info("another experiment process is training %s=%s; coming back to it later", key, item[key])
                 put_off.append((position, item))
                 continue
-            record = {
+            # The other process may have recorded it since this one read the file (it trained the model
+            # this one just reused): keep its record rather than write a second one.
+            recorded = {r[key]: r for r in results.read_jsonl(name)}
+            record = recorded.get(item[key]) or {
                 **item,
                 "test_accuracy": model.test_accuracy,
                 "test_images": model.test_images,
@@ -252,8 +255,9 @@ def train_each(
                 "train_seconds": round(model.train_seconds, 1),
                 "run": str(model.path),
             }
-            results.append(name, record)
-            results.add_seconds("retraining", model.seconds)
+            if item[key] not in recorded:
+                results.append(name, record)
+                results.add_seconds("retraining", model.seconds)
             records.append(record)
             if after_each is not None:
                 after_each(records)

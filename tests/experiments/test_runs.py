@@ -76,6 +76,21 @@ def test_a_model_held_by_another_process_is_put_off_then_waited_for(image_folder
     assert order == ["CARS_A", "CARS_B", "DARTS_V2"]  # the held model came last, not never
     assert [r["model"] for r in results.read_jsonl("models.jsonl")] == order == [r["model"] for r in records]
 
+    # A second process that read the file before the first one recorded these models reuses them
+    # (cached runs) and keeps the first's records instead of writing each a second time.
+    reads = []
+    real_read = results.read_jsonl
+
+    def stale_at_first(name):
+        reads.append(name)
+        return [] if len(reads) == 1 else real_read(name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(results, "read_jsonl", stale_at_first)
+        again = train_each(items, key="model", argv_of=argv_of, results=results, name="models.jsonl",
+                           work_dir=tmp_path, threads=1, device="cpu")
+    assert real_read("models.jsonl") == records and sorted(map(str, again)) == sorted(map(str, records))
+
 
 def test_a_damaged_run_fails_with_the_commands_exit_code(image_folder, tmp_path, capsys):
     argv = SCALE.argv(data_dir=image_folder, selection="pnsga3", input_size=8)
