@@ -17,9 +17,8 @@ import numpy as np
 from ..profilers.protocol import ProtocolConfig, round_statistic
 from ..profilers.table import LatencyTable
 from ..space.networks import NetworkConfig
-from .calibration import read_calibration
 from .networks import REFERENCE_GENOTYPE
-from .predictor import LatencyPredictor, network_id
+from .predictor import LatencyPredictor
 
 __all__ = ["PredictionReference", "prediction_reference", "table_reference_ms", "reference_noise_pct"]
 
@@ -49,11 +48,7 @@ def prediction_reference(table: LatencyTable, network: NetworkConfig) -> Predict
     was measured in, with the whole reference network (see ``_measure_passes``), else, for raw block sums
     (no calibration, or one fitted on other rows, which the predictor ignores too) or a calibration made
     before it was recorded, the table's own, with the reference block."""
-    calibration = read_calibration(table.meta, network_id(network))
-    if calibration is not None:
-        rows = LatencyPredictor(table, network=network, calibration=None).fingerprint
-        if calibration.table_fingerprint != rows:  # fitted on other rows: the predictor ignores it too
-            calibration = None
+    calibration = LatencyPredictor(table, network=network).calibration  # None when missing or fitted on other rows
     details = calibration.details if calibration is not None else {}
     if details.get("reference_ms") is not None and details.get("reference_model") == REFERENCE_GENOTYPE:
         statistic = (details.get("protocol") or {}).get("statistic", "percentile")  # older calibrations: p20

@@ -36,8 +36,8 @@ in a slow window and others in a fast one: a block's one-window median can be 60
    every sample by the reference's own timing noise and bias the statistic of each model by its
    own noise level, while it corrects nothing the statistic has not already removed. The reference's
    own statistic is the larger part of what remains between two runs, which is why whole networks use
-   the trimmed mean (3.). The reference's
-   latency in every round is recorded all the same (beside the temperatures on a phone).
+   the trimmed mean (3.). The reference's latency in every round is recorded all the same (beside the
+   temperatures on a phone).
 """
 from __future__ import annotations
 
@@ -56,8 +56,8 @@ from ..errors import UserInputError
 from .blocks import EMPTY_KEY, BlockKey
 from .device import Device, Sample, TimedModel
 
-__all__ = ["STATISTICS", "round_statistic", "ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure", "aggregate", "drift_reference",
-           "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME", "NETWORK_REFERENCE_NAME"]
+__all__ = ["STATISTICS", "round_statistic", "ProtocolConfig", "SampleStore", "Measurement", "Reference", "measure",
+           "aggregate", "drift_reference", "OVERHEAD_NAME", "REFERENCE_KEY", "REFERENCE_NAME", "NETWORK_REFERENCE_NAME"]
 
 _log = logging.getLogger(__name__)
 
