@@ -20,6 +20,13 @@ killed run continues and a new variant reuses every stand-alone model. Two proce
     .venv/bin/python benchmarks/bench_ranking.py --threads 1 --stage models &
     .venv/bin/python benchmarks/bench_ranking.py --threads 1 --stage supernets
 
+A stronger yardstick (another stand-alone budget, e.g. ``--train-epochs 20``) goes in its own results
+folder and ranks the same genotypes against the same SuperNet measurements: ``--reference`` names the
+folder they are read from, so nothing is searched or measured again.
+
+    .venv/bin/python benchmarks/bench_ranking.py --stage models --train-epochs 20 \
+        --reference benchmarks/results/ranking --out benchmarks/results/ranking-e20
+
 Writes ``benchmarks/results/ranking/``: ``genotypes.csv``, ``models.jsonl`` / ``models_seed1.jsonl``
 (stand-alone runs), ``supernet-<variant>.csv``, ``ranking.csv`` (one row per genotype, a column per
 measurement), ``summary.json``, ``commands.txt``, ``timing.json`` and ``ranking.png``.
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import logging
 import sys
 import time
@@ -53,7 +61,7 @@ from experiments.ranking_fidelity import choose_genotypes, supernet_accuracy  # 
 from experiments.records import ResultsDir  # noqa: E402
 from experiments.runs import SearchRun, command_text, run_search, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
-from experiments.stats import rank_correlation  # noqa: E402
+from experiments.stats import rank_correlation, sd_interval, tau_ceiling  # noqa: E402
 
 __all__ = ["VARIANTS", "Variant", "analyse", "interleave_sources", "main"]
 
@@ -102,15 +110,25 @@ def interleave_sources(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, 
 
 def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) -> dict[str, Any]:
     """How far the stand-alone yardstick moves between two seeds of the same genotypes: mean absolute
-    difference, the per-run standard deviation it implies, and Kendall's tau between the seeds."""
+    difference, the per-run standard deviation it implies, Kendall's tau between the seeds, and the
+    ceiling that noise puts on any ranking's tau against the first seed over all trained genotypes."""
     both = models.merge(second, on="item", suffixes=("", "_seed1")).dropna(subset=["test_accuracy", "test_accuracy_seed1"])
     diff = (both["test_accuracy"] - both["test_accuracy_seed1"]).to_numpy()
     rng = np.random.default_rng([seed, 0x5EED])
+    run_sd = float(diff.std(ddof=1) / np.sqrt(2) * 100) if len(diff) > 1 else None
+    spread = float(models["test_accuracy"].dropna().std(ddof=1) * 100) if models["test_accuracy"].notna().sum() > 1 else None
     return {
         "pairs": int(len(both)),
         "mean_abs_diff_points": float(np.abs(diff).mean() * 100) if len(diff) else None,
-        "run_sd_points": float(diff.std(ddof=1) / np.sqrt(2) * 100) if len(diff) > 1 else None,
+        "run_sd_points": run_sd,
+        "spread_sd_points": spread,
         "seed_vs_seed": rank_correlation(both["test_accuracy"], both["test_accuracy_seed1"], rng=rng),
+        "ceiling": tau_ceiling(spread, run_sd) if run_sd is not None and spread is not None else None,
+        # With a handful of pairs the run SD itself is uncertain: its chi-square 95% interval, and the
+        # ceiling at the interval's low end (the most a ranking could reach if the yardstick is that quiet).
+        "run_sd_ci95": sd_interval(run_sd, len(diff) - 1) if run_sd is not None else [None, None],
+        "ceiling_at_low_run_sd": (tau_ceiling(spread, sd_interval(run_sd, len(diff) - 1)[0])
+                                  if run_sd is not None and spread is not None else None),
     }
 
 
@@ -182,6 +200,12 @@ def _print_summary(summary: Mapping[str, Any], noise: Mapping[str, Any], results
         seeds = noise["seed_vs_seed"]
         print(f"yardstick noise ({noise['pairs']} genotypes, 2 seeds): mean |difference| "
               f"{noise['mean_abs_diff_points']:.2f} points, tau between seeds {seeds['kendall_tau']}")
+        if noise["ceiling"] and noise["ceiling"]["perfect_vs_one"] is not None:
+            low, high = noise["run_sd_ci95"]
+            best = noise["ceiling_at_low_run_sd"]["perfect_vs_one"]
+            print(f"ceiling: a perfect ranking would reach tau {noise['ceiling']['perfect_vs_one']:.2f} against one seed "
+                  f"(run SD {noise['run_sd_points']:.2f} [{low:.2f}, {high:.2f}] of a {noise['spread_sd_points']:.2f}-"
+                  f"point spread; {best:.2f} at the low end)")
     for name, stats in summary["variants"].items():
         tau, low, high = stats["tau"]["kendall_tau"], *stats["tau"]["tau_ci95"]
         per_source = ", ".join(f"{s} {v['kendall_tau'] if v['kendall_tau'] is None else round(v['kendall_tau'], 2)}"
@@ -205,6 +229,14 @@ def _run(args: argparse.Namespace) -> int:
         args.out = REPO_ROOT / "benchmarks" / "results" / "ranking"
     experiment = prepare(NAME, args, settings)
     results = experiment.results
+    reference = reference_results(args.reference, results.settings) if args.reference else None
+
+    def measured_path(name: str) -> Path | None:
+        """This variant's SuperNet accuracies: measured here, else in the reference folder, else None."""
+        for folder in (results.path, reference):
+            if folder is not None and (folder / f"supernet-{name}.csv").is_file():
+                return folder / f"supernet-{name}.csv"
+        return None
     argv_options = {"data_dir": experiment.data_dir, "selection": "pnsga3", "input_size": experiment.input_size}
 
     def search(name: str) -> SearchRun:
@@ -216,6 +248,8 @@ def _run(args: argparse.Namespace) -> int:
     # The genotype set is picked once, from the reference search, and then read back: it stays the same
     # for every variant and every later session, even where the search would come out otherwise.
     saved = results.file("genotypes.csv")
+    if reference is not None and not saved.is_file():
+        results.write_csv("genotypes.csv", pd.read_csv(reference / "genotypes.csv"))
     if saved.is_file():
         chosen = pd.read_csv(saved)
     else:
@@ -246,8 +280,8 @@ def _run(args: argparse.Namespace) -> int:
         table = table.merge(models, on="item", how="left")
         table = table.merge(seed1.rename(columns={"test_accuracy": "test_accuracy_seed1"}), on="item", how="left")
         for name in variants:
-            path = results.file(f"supernet-{name}.csv")
-            if path.is_file():
+            path = measured_path(name)
+            if path is not None:
                 measured = pd.read_csv(path).rename(columns={_LARGE: f"{_LARGE}_{name}", _SMALL: f"{_SMALL}_{name}"})
                 table = table.merge(measured, on="item", how="left")
         summary = analyse(table, variants, seed=args.seed)
@@ -261,8 +295,7 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.stage in ("all", "supernets"):
         for name in variants:
-            path = results.file(f"supernet-{name}.csv")
-            if path.is_file():
+            if measured_path(name) is not None:
                 continue
             run = search(name)
             began = time.perf_counter()
@@ -277,14 +310,34 @@ def _run(args: argparse.Namespace) -> int:
             results.add_seconds(f"supernet_evaluation_{name}", time.perf_counter() - began)
             update()
     if args.stage in ("all", "models"):
-        for model_budget, name, todo in ((budget, "models.jsonl", interleave_sources(items)),
-                                         (second, "models_seed1.jsonl", seed1_items)):
+        # The yardstick's noise first (both seeds of the paired genotypes), then the rest: a stopped run
+        # already says how far any ranking against this budget can be trusted.
+        rest = [item for item in interleave_sources(items) if item not in seed1_items]
+        for model_budget, name, todo in ((budget, "models.jsonl", seed1_items),
+                                         (second, "models_seed1.jsonl", seed1_items),
+                                         (budget, "models.jsonl", rest)):
             train_each(todo, key="item", argv_of=argv_of(model_budget), results=results, name=name,
                        work_dir=experiment.work_dir, threads=experiment.threads, device=experiment.device,
                        after_each=update)
     summary = update()
     _print_summary(summary, summary["yardstick_noise"], results)
     return 0
+
+
+def reference_results(folder: Path, settings: Mapping[str, Any]) -> Path:
+    """``folder``, checked to be a bench_ranking results folder whose genotypes and SuperNet accuracies a
+    run of ``settings`` may reuse: same search, genotype set, validation sample and image subset."""
+    try:
+        saved = json.loads((folder / ResultsDir.SETTINGS).read_text())
+    except (OSError, ValueError):
+        raise UserInputError(f"--reference {folder} holds no readable {ResultsDir.SETTINGS}") from None
+    if not (folder / "genotypes.csv").is_file():
+        raise UserInputError(f"--reference {folder} has no genotypes.csv yet")
+    shared = ("benchmark", "search", "n", "pool", "val_batches", "subset", "input_size")
+    differ = [key for key in shared if saved.get(key) != settings.get(key)]
+    if differ:
+        raise UserInputError(f"--reference {folder} was made with other {', '.join(differ)} settings")
+    return folder
 
 
 def _parser() -> Any:
@@ -300,6 +353,9 @@ def _parser() -> Any:
     parser.add_argument("--pool", type=int, default=5000, help="random genotypes the random half is spread from")
     parser.add_argument("--val-batches", type=int, default=20,
                         help="validation batches of 256 images per SuperNet accuracy (default 20: 5,120 images)")
+    parser.add_argument("--reference", type=Path, default=None,
+                        help="a results folder of the same search whose genotypes and SuperNet accuracies are "
+                        "reused (to rank them against another --train-* budget in a new --out)")
     add_search_flags(parser)
     add_train_flags(parser)
     # The reduced search of EXPERIMENTS.md 1b: 20 SGD steps per SuperNet epoch, 256 images per individual.

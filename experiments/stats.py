@@ -15,7 +15,7 @@ import numpy as np
 from pymoo.indicators.hv import HV
 from scipy import stats as scipy_stats
 
-__all__ = ["HV_REFERENCE", "hypervolume", "paired_comparison", "rank_correlation", "size_summary"]
+__all__ = ["HV_REFERENCE", "hypervolume", "paired_comparison", "rank_correlation", "sd_interval", "size_summary", "tau_ceiling"]
 
 #: Reference point of ``hypervolume`` in its normalised objectives (error, size): 10% beyond the worst
 #: value of each, so that a model of the space's largest size or of 0% accuracy still counts a little.
@@ -53,6 +53,38 @@ def rank_correlation(
         tau_ci95=[_finite(low), _finite(high)],
     )
     return result
+
+
+def sd_interval(sd: float, df: int) -> list[float | None]:
+    """The chi-square 95% interval of a standard deviation ``sd`` estimated with ``df`` degrees of freedom
+    (normal data); [None, None] below 1 degree of freedom."""
+    if df < 1:
+        return [None, None]
+    return [float(sd * math.sqrt(df / scipy_stats.chi2.ppf(0.975, df))),
+            float(sd * math.sqrt(df / scipy_stats.chi2.ppf(0.025, df)))]
+
+
+def tau_ceiling(observed_sd: float, noise_sd: float) -> dict[str, float | None]:
+    """The Kendall tau a noisy yardstick lets any ranking reach: ``observed_sd`` is the spread of the
+    yardstick's values over the genotypes ranked, ``noise_sd`` the standard deviation of one measurement
+    (from repeats, e.g. a second seed).
+
+    Under a normal model, a value is truth plus independent noise; the yardstick's reliability is
+    ``r = 1 - noise_sd² / observed_sd²``. A perfect predictor of the truth then correlates with one
+    measurement at ``sqrt(r)`` and two measurements with each other at ``r``; for a bivariate normal,
+    tau = (2/π)·arcsin(correlation) (Greiner's relation). Returns those two taus, ``perfect_vs_one``
+    (the ceiling a SuperNet ranking could reach against one seed) and ``seed_vs_seed`` (what repeating
+    the yardstick would reach), or None where the noise is at least the whole spread.
+    Written here because no library we use states a ranking's noise ceiling; it is two lines of algebra.
+    """
+    reliability = 1.0 - (noise_sd / observed_sd) ** 2 if observed_sd > 0 else 0.0
+    if reliability <= 0:
+        return {"reliability": 0.0, "perfect_vs_one": None, "seed_vs_seed": None}
+    return {
+        "reliability": float(reliability),
+        "perfect_vs_one": float(2 / math.pi * math.asin(math.sqrt(reliability))),
+        "seed_vs_seed": float(2 / math.pi * math.asin(reliability)),
+    }
 
 
 def paired_comparison(a: Sequence[float], b: Sequence[float], *, names: tuple[str, str] = ("a", "b")) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """bench_ranking at a tiny scale: the genotype set, stand-alone models with a second seed, two SuperNet
 variants, and a resumed run that redoes nothing."""
 import json
+from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.bench_ranking import flattery_gap, interleave_sources, main
+from benchmarks.bench_ranking import flattery_gap, interleave_sources, main, yardstick_noise
 
 from .conftest import TINY_SEARCH, TINY_TRAIN
 
@@ -31,6 +32,25 @@ def test_two_variants_end_to_end_then_a_rerun_reuses_everything(shared_dirs, tmp
     assert (out / "models.jsonl").read_text() == models
     assert "tau" in capsys.readouterr().out
 
+    # A longer stand-alone budget in its own folder ranks the same genotypes against the same SuperNet
+    # measurements, read from the first folder: no search runs and no SuperNet is measured again.
+    searches = sorted(Path(shared_dirs[-1]).glob("searches/*"))
+    longer = [*argv[: argv.index("--out")], "--out", str(tmp_path / "longer"), "--reference", str(out),
+              "--train-epochs", "2"]
+    assert main([*longer, "--stage", "supernets"]) == 0 and main([*longer, "--stage", "models"]) == 0
+    assert sorted(Path(shared_dirs[-1]).glob("searches/*")) == searches
+    assert not list((tmp_path / "longer").glob("supernet-*.csv"))
+    again = pd.read_csv(tmp_path / "longer" / "ranking.csv")
+    assert list(again.item) == list(table.item) and list(again.supernet_bn10) == list(table.supernet_bn10)
+    assert again.test_accuracy.notna().all() and again.test_accuracy_seed1.notna().sum() == 2
+    first = [json.loads(line)["item"] for line in (tmp_path / "longer" / "models.jsonl").read_text().splitlines()]
+    paired = [json.loads(line)["item"] for line in (tmp_path / "longer" / "models_seed1.jsonl").read_text().splitlines()]
+    assert first[:2] == paired  # the yardstick's noise is measured before the rest is trained
+    other = [*longer[: longer.index("--out")], "--search-population", "6", "--out", str(tmp_path / "other"),
+             "--reference", str(out)]
+    assert main(other) == 2  # another search's SuperNet accuracies are not reused
+    assert "--reference" in capsys.readouterr().err
+
 
 def test_flattery_gap_is_the_population_minus_the_random_excess():
     rows = pd.DataFrame({"source": ["population", "population", "random", "random"],
@@ -43,3 +63,19 @@ def test_models_are_trained_alternately_from_each_source():
     items = [{"item": f"{i:02d}-{s}", "source": s} for i, s in enumerate(["population"] * 3 + ["random"] * 2)]
     order = [item["item"] for item in interleave_sources(items)]
     assert order == ["00-population", "03-random", "01-population", "04-random", "02-population"]
+
+
+def test_yardstick_noise_sets_the_ceiling_from_the_seed_differences_and_the_spread():
+    models = pd.DataFrame({"item": list("abcdef"), "test_accuracy": [0.50, 0.52, 0.54, 0.56, 0.58, 0.60]})
+    second = pd.DataFrame({"item": list("abcd"), "test_accuracy": [0.51, 0.51, 0.55, 0.55]})
+    noise = yardstick_noise(models, second, seed=0)
+    assert noise["pairs"] == 4 and abs(noise["mean_abs_diff_points"] - 1.0) < 1e-9
+    assert abs(noise["spread_sd_points"] - models.test_accuracy.std() * 100) < 1e-9
+    ceiling = noise["ceiling"]
+    assert 0 < ceiling["seed_vs_seed"] < ceiling["perfect_vs_one"] < 1
+    low, high = noise["run_sd_ci95"]
+    assert low < noise["run_sd_points"] < high
+    assert noise["ceiling_at_low_run_sd"]["perfect_vs_one"] > ceiling["perfect_vs_one"]
+    noisier = yardstick_noise(models, second.assign(test_accuracy=[0.56, 0.47, 0.60, 0.50]), seed=0)
+    assert noisier["run_sd_points"] > noise["run_sd_points"]
+    assert noisier["ceiling"]["perfect_vs_one"] is None or noisier["ceiling"]["perfect_vs_one"] < ceiling["perfect_vs_one"]

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
+from scipy import stats as scipy_stats
 
-from experiments.stats import paired_comparison, rank_correlation, size_summary
+from experiments.stats import paired_comparison, rank_correlation, sd_interval, size_summary, tau_ceiling
 
 
 def test_rank_correlation_of_monotonic_reversed_and_constant_data():
@@ -42,3 +43,22 @@ def test_size_summary_shares():
     assert summary["params_range"] == 90 and summary["params_median"] == 35
     assert summary["share_top_third_space"] == pytest.approx(2 / 6)  # >= 80
     assert summary["share_top_third_gen0"] == pytest.approx(3 / 6)  # >= 35
+
+
+def test_tau_ceiling_matches_a_simulated_noisy_yardstick():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(0.0, 1.5, size=20000)
+    first, second = truth + rng.normal(0, 1.0, truth.size), truth + rng.normal(0, 1.0, truth.size)
+    ceiling = tau_ceiling(float(first.std()), 1.0)
+    assert abs(ceiling["perfect_vs_one"] - scipy_stats.kendalltau(truth, first).statistic) < 0.02
+    assert abs(ceiling["seed_vs_seed"] - scipy_stats.kendalltau(first, second).statistic) < 0.02
+    assert ceiling["seed_vs_seed"] < ceiling["perfect_vs_one"] < 1
+    assert tau_ceiling(1.0, 1.2) == {"reliability": 0.0, "perfect_vs_one": None, "seed_vs_seed": None}
+
+
+def test_sd_interval_covers_the_true_sd_about_95_percent_of_the_time():
+    rng = np.random.default_rng(5)
+    samples = rng.normal(0, 2.0, size=(2000, 8))
+    intervals = np.array([sd_interval(float(row.std(ddof=1)), 7) for row in samples])
+    assert 0.93 < np.mean((intervals[:, 0] < 2.0) & (2.0 < intervals[:, 1])) < 0.97
+    assert sd_interval(1.0, 0) == [None, None]
