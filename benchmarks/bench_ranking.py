@@ -61,7 +61,7 @@ from experiments.ranking_fidelity import choose_genotypes, supernet_accuracy  # 
 from experiments.records import ResultsDir  # noqa: E402
 from experiments.runs import SearchRun, command_text, run_search, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
-from experiments.stats import rank_correlation, sd_interval, tau_ceiling  # noqa: E402
+from experiments.stats import paired_tau_difference, rank_correlation, sd_interval, tau_ceiling  # noqa: E402
 
 __all__ = ["VARIANTS", "Variant", "analyse", "interleave_sources", "main"]
 
@@ -132,6 +132,17 @@ def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) ->
     }
 
 
+def flattery_gap_ci(rows: pd.DataFrame, column: str, *, rng: np.random.Generator, bootstrap: int = 2000) -> list[float | None]:
+    """Percentile bootstrap 95% interval of ``flattery_gap``, resampling genotypes within each source."""
+    if set(rows["source"]) != {"population", "random"}:
+        return [None, None]
+    parts = [part for _, part in rows.groupby("source")]
+    draws = [flattery_gap(pd.concat([part.sample(len(part), replace=True, random_state=rng) for part in parts]), column)
+             for _ in range(bootstrap)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
 def flattery_gap(rows: pd.DataFrame, column: str) -> float | None:
     """Points by which the SuperNet flatters the population it trained on: the mean (SuperNet - stand-alone)
     accuracy of the population's genotypes minus that of the random ones."""
@@ -164,8 +175,13 @@ def analyse(table: pd.DataFrame, variants: Sequence[str], *, seed: int) -> dict[
             "tau_by_source": {source: corr(large, part) for source, part in rows.groupby("source")},
             "tau_512_images": corr(small),
             "flattery_gap_points": flattery_gap(rows, large),
+            "flattery_gap_ci95": flattery_gap_ci(rows, large, rng=np.random.default_rng([seed, 0xF1A7])),
             "mean_supernet_accuracy": float(rows[large].mean()),
         }
+        base = f"{_LARGE}_baseline"
+        if name != "baseline" and base in rows.columns and rows[base].notna().all():
+            summary["variants"][name]["tau_minus_baseline"] = paired_tau_difference(
+                rows[large], rows[base], rows["test_accuracy"], rng=np.random.default_rng([seed, 0xD1FF]))
     return summary
 
 
@@ -194,12 +210,16 @@ def plot(table: pd.DataFrame, summary: Mapping[str, Any], path: Path) -> Path:
     return save_figure(figure, path)
 
 
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def _print_summary(summary: Mapping[str, Any], noise: Mapping[str, Any], results: ResultsDir) -> None:
     print(f"SuperNet ranking fidelity: {summary['trained']} of {summary['genotypes']} genotypes trained alone")
     if noise["pairs"]:
         seeds = noise["seed_vs_seed"]
         print(f"yardstick noise ({noise['pairs']} genotypes, 2 seeds): mean |difference| "
-              f"{noise['mean_abs_diff_points']:.2f} points, tau between seeds {seeds['kendall_tau']}")
+              f"{noise['mean_abs_diff_points']:.2f} points, tau between seeds {_fmt(seeds['kendall_tau'])}")
         if noise["ceiling"] and noise["ceiling"]["perfect_vs_one"] is not None:
             low, high = noise["run_sd_ci95"]
             best = noise["ceiling_at_low_run_sd"]["perfect_vs_one"]
@@ -208,10 +228,14 @@ def _print_summary(summary: Mapping[str, Any], noise: Mapping[str, Any], results
                   f"point spread; {best:.2f} at the low end)")
     for name, stats in summary["variants"].items():
         tau, low, high = stats["tau"]["kendall_tau"], *stats["tau"]["tau_ci95"]
-        per_source = ", ".join(f"{s} {v['kendall_tau'] if v['kendall_tau'] is None else round(v['kendall_tau'], 2)}"
-                               for s, v in stats["tau_by_source"].items())
-        print(f"{name:>9}: tau {tau if tau is None else round(tau, 3)} (95% CI {low}, {high}); {per_source}; "
-              f"512 images: {stats['tau_512_images']['kendall_tau']}; flattery gap {stats['flattery_gap_points']}")
+        per_source = ", ".join(f"{s} {_fmt(v['kendall_tau'])}" for s, v in stats["tau_by_source"].items())
+        gap, (gap_low, gap_high) = stats["flattery_gap_points"], stats["flattery_gap_ci95"]
+        versus = stats.get("tau_minus_baseline", {}).get("difference")
+        print(f"{name:>9}: tau {_fmt(tau)} [{_fmt(low)}, {_fmt(high)}]; {per_source}; 512 images: "
+              f"{_fmt(stats['tau_512_images']['kendall_tau'])}; flattery gap {_fmt(gap, 1)} [{_fmt(gap_low, 1)}, "
+              f"{_fmt(gap_high, 1)}] points" + ("" if versus is None else
+              f"; tau minus baseline {versus:+.2f} [{_fmt(stats['tau_minus_baseline']['ci95'][0])}, "
+              f"{_fmt(stats['tau_minus_baseline']['ci95'][1])}]"))
     print(f"results: {results.path}")
 
 

@@ -25,6 +25,10 @@ def test_two_variants_end_to_end_then_a_rerun_reuses_everything(shared_dirs, tmp
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["variants"]) == {"baseline", "bn10"} and summary["yardstick_noise"]["pairs"] == 2
     assert summary["variants"]["baseline"]["tau"]["n"] == 6
+    versus = summary["variants"]["bn10"]["tau_minus_baseline"]  # the same genotypes and yardstick: paired
+    assert versus["n"] == 6 and "tau_minus_baseline" not in summary["variants"]["baseline"]
+    low, high = summary["variants"]["baseline"]["flattery_gap_ci95"]
+    assert low <= summary["variants"]["baseline"]["flattery_gap_points"] <= high
     assert (out / "ranking.png").stat().st_size > 1000
 
     models = (out / "models.jsonl").read_text()

@@ -2,7 +2,14 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from experiments.stats import paired_comparison, rank_correlation, sd_interval, size_summary, tau_ceiling
+from experiments.stats import (
+    paired_comparison,
+    paired_tau_difference,
+    rank_correlation,
+    sd_interval,
+    size_summary,
+    tau_ceiling,
+)
 
 
 def test_rank_correlation_of_monotonic_reversed_and_constant_data():
@@ -62,3 +69,15 @@ def test_sd_interval_covers_the_true_sd_about_95_percent_of_the_time():
     intervals = np.array([sd_interval(float(row.std(ddof=1)), 7) for row in samples])
     assert 0.93 < np.mean((intervals[:, 0] < 2.0) & (2.0 < intervals[:, 1])) < 0.97
     assert sd_interval(1.0, 0) == [None, None]
+
+
+def test_paired_tau_difference_sees_a_better_ranker_through_shared_noise():
+    rng = np.random.default_rng(7)
+    truth = rng.normal(size=40)
+    y = truth + rng.normal(0, 0.5, 40)
+    good, poor = truth + rng.normal(0, 0.2, 40), truth + rng.normal(0, 3.0, 40)
+    result = paired_tau_difference(good, poor, y, rng=np.random.default_rng(0))
+    assert result["difference"] > 0 and result["ci95"][0] > 0  # the interval excludes no difference
+    swapped = paired_tau_difference(poor, good, y, rng=np.random.default_rng(0))
+    assert abs(swapped["difference"] + result["difference"]) < 1e-12 and swapped["ci95"][1] < 0
+    assert paired_tau_difference(good, np.ones(40), y, rng=rng)["difference"] is None
