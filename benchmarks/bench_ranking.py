@@ -10,8 +10,9 @@ with that variant and measures each genotype's SuperNet accuracy on >= 5,000 val
 SuperNet and stand-alone accuracy, overall and per source, with bootstrap 95% intervals, and the gap by
 which the SuperNet flatters the population it trained on.
 
-Variants (``VARIANTS``): the current default, BN re-estimation on more batches, B = 4 architectures per
-step, a longer warmup, and strict-fairness path sampling (FairNAS) in the warmup.
+Variants (``VARIANTS``): the earlier default (uniform warmup paths), BN re-estimation on more batches,
+B = 4 architectures per step, a longer warmup, and strict-fairness path sampling (FairNAS) in the
+warmup, which this benchmark made the default.
 
 Everything is resumable and shared: trained models, searches and SuperNet accuracies are cached, so a
 killed run continues and a new variant reuses every stand-alone model. Two processes can split the work
@@ -61,7 +62,8 @@ from experiments.ranking_fidelity import choose_genotypes, supernet_accuracy  # 
 from experiments.records import ResultsDir  # noqa: E402
 from experiments.runs import SearchRun, command_text, run_search, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
-from experiments.stats import paired_tau_difference, rank_correlation, sd_interval, tau_ceiling  # noqa: E402
+from experiments.stats import paired_tau_difference, rank_correlation  # noqa: E402
+from experiments.yardstick import flattery_gap, flattery_gap_ci, yardstick_noise  # noqa: E402
 
 __all__ = ["VARIANTS", "Variant", "analyse", "interleave_sources", "main"]
 
@@ -84,15 +86,21 @@ class Variant:
         return [*replace(base, **self.scale).argv(**argv_options), *self.flags]
 
 
-#: The SuperNet training variants compared; ``baseline`` is the current default and picks the genotypes.
+#: Uniform warmup paths, the default before this benchmark chose strict fairness: the reference every
+#: other variant changes one thing of.
+_UNIFORM: tuple[str, ...] = ("--path-sampling", "uniform")
+
+#: The SuperNet training variants compared; ``baseline`` picks the genotypes.
 VARIANTS: dict[str, Variant] = {
-    "baseline": Variant("the current default (B=1, 2 BN re-estimation batches, uniform warmup paths)"),
-    "bn10": Variant("BN re-estimated on 10 training batches instead of 2", flags=("--bn-recalibration-batches", "10"),
-                    recalibration_batches=10),
-    "arch4": Variant("B = 4 architectures per SGD step (eq. 3)", flags=("--arch-batch", "4")),
-    "warmup20": Variant("20 warmup epochs instead of 10 (same generations)", scale={"warmup": 20}),
-    "fair": Variant("strict-fairness warmup paths (FairNAS): every op of every edge once per group of steps",
-                    flags=("--path-sampling", "fair")),
+    "baseline": Variant("the earlier default (B=1, 2 BN re-estimation batches, uniform warmup paths)", flags=_UNIFORM),
+    "bn10": Variant("BN re-estimated on 10 training batches instead of 2",
+                    flags=(*_UNIFORM, "--bn-recalibration-batches", "10"), recalibration_batches=10),
+    "arch4": Variant("B = 4 architectures per SGD step (eq. 3)", flags=(*_UNIFORM, "--arch-batch", "4")),
+    "warmup20": Variant("20 warmup epochs instead of 10 (same generations)", scale={"warmup": 20}, flags=_UNIFORM),
+    "fair": Variant("strict-fairness warmup paths (FairNAS): every op of every edge once per group of steps; "
+                    "the default since", flags=("--path-sampling", "fair")),
+    "fair-bn10": Variant("fair warmup paths and BN re-estimated on 10 batches (the two best single changes)",
+                         flags=("--path-sampling", "fair", "--bn-recalibration-batches", "10"), recalibration_batches=10),
 }
 
 #: The measurement columns of a variant: accuracy on the large sample, and on the search's usual one.
@@ -106,51 +114,6 @@ def interleave_sources(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, 
     for item in items:
         by_source.setdefault(str(item["source"]), []).append(item)
     return [item for group in itertools.zip_longest(*by_source.values()) for item in group if item is not None]
-
-
-def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) -> dict[str, Any]:
-    """How far the stand-alone yardstick moves between two seeds of the same genotypes: mean absolute
-    difference, the per-run standard deviation it implies, Kendall's tau between the seeds, and the
-    ceiling that noise puts on any ranking's tau against the first seed over all trained genotypes."""
-    both = models.merge(second, on="item", suffixes=("", "_seed1")).dropna(subset=["test_accuracy", "test_accuracy_seed1"])
-    diff = (both["test_accuracy"] - both["test_accuracy_seed1"]).to_numpy()
-    rng = np.random.default_rng([seed, 0x5EED])
-    run_sd = float(diff.std(ddof=1) / np.sqrt(2) * 100) if len(diff) > 1 else None
-    spread = float(models["test_accuracy"].dropna().std(ddof=1) * 100) if models["test_accuracy"].notna().sum() > 1 else None
-    return {
-        "pairs": int(len(both)),
-        "mean_abs_diff_points": float(np.abs(diff).mean() * 100) if len(diff) else None,
-        "run_sd_points": run_sd,
-        "spread_sd_points": spread,
-        "seed_vs_seed": rank_correlation(both["test_accuracy"], both["test_accuracy_seed1"], rng=rng),
-        "ceiling": tau_ceiling(spread, run_sd) if run_sd is not None and spread is not None else None,
-        # With a handful of pairs the run SD itself is uncertain: its chi-square 95% interval, and the
-        # ceiling at the interval's low end (the most a ranking could reach if the yardstick is that quiet).
-        "run_sd_ci95": sd_interval(run_sd, len(diff) - 1) if run_sd is not None else [None, None],
-        "ceiling_at_low_run_sd": (tau_ceiling(spread, sd_interval(run_sd, len(diff) - 1)[0])
-                                  if run_sd is not None and spread is not None else None),
-    }
-
-
-def flattery_gap_ci(rows: pd.DataFrame, column: str, *, rng: np.random.Generator, bootstrap: int = 2000) -> list[float | None]:
-    """Percentile bootstrap 95% interval of ``flattery_gap``, resampling genotypes within each source."""
-    if set(rows["source"]) != {"population", "random"}:
-        return [None, None]
-    parts = [part for _, part in rows.groupby("source")]
-    draws = [flattery_gap(pd.concat([part.sample(len(part), replace=True, random_state=rng) for part in parts]), column)
-             for _ in range(bootstrap)]
-    low, high = np.percentile(draws, [2.5, 97.5])
-    return [float(low), float(high)]
-
-
-def flattery_gap(rows: pd.DataFrame, column: str) -> float | None:
-    """Points by which the SuperNet flatters the population it trained on: the mean (SuperNet - stand-alone)
-    accuracy of the population's genotypes minus that of the random ones."""
-    delta = (rows[column] - rows["test_accuracy"]) * 100
-    by_source = delta.groupby(rows["source"]).mean()
-    if not {"population", "random"} <= set(by_source.index):
-        return None
-    return float(by_source["population"] - by_source["random"])
 
 
 def analyse(table: pd.DataFrame, variants: Sequence[str], *, seed: int) -> dict[str, Any]:

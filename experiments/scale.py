@@ -32,7 +32,7 @@ class SearchScale:
     population: int = 16  # P (paper: 128)
     generations: int = 20  # generations after warmup (paper Figure 2: 20)
     evolve_every: int = 2  # E_param: epochs between generations (paper: 10)
-    warmup: int = 10  # E_warm: epochs on uniformly random paths (paper: 50)
+    warmup: int = 10  # E_warm: epochs on random single paths (paper: 50)
     batch_size: int = 64  # images per SGD step (paper: 64)
     val_batches: int = 2  # validation batches of 256 images that rank each individual (paper: all 25,000 images)
     max_train_batches: int | None = None  # cap on SGD steps per epoch; None = the whole training half
@@ -108,7 +108,7 @@ _HELP: dict[str, str] = {
     "search_population": "population size P",
     "search_generations": "generations after warmup",
     "search_evolve_every": "epochs between generations (E_param)",
-    "search_warmup": "warmup epochs on uniformly random paths (E_warm)",
+    "search_warmup": "warmup epochs on random single paths (E_warm)",
     "search_batch_size": "images per SGD step",
     "search_val_batches": "validation batches of 256 images per individual",
     "search_max_train_batches": "cap on SGD steps per epoch, 0 = the whole training half",

@@ -102,13 +102,13 @@ def _parser() -> CliParser:
     evolution = parser.add_argument_group("evolution (Algorithm 1)")
     evolution.add_argument("--population", type=N.POPULATION, metavar="P", help="population size")
     evolution.add_argument("--epochs", type=N.EPOCHS, help="total epochs, warmup included")
-    evolution.add_argument("--warmup", type=N.EPOCHS0, metavar="E_WARM", help="warmup epochs on uniformly random paths")
+    evolution.add_argument("--warmup", type=N.EPOCHS0, metavar="E_WARM", help="warmup epochs on single random paths")
     evolution.add_argument("--evolve-every", type=N.EPOCHS, metavar="E_PARAM", help="epochs between generations")
     evolution.add_argument("--arch-batch", type=N.POPULATION, metavar="B", help="architectures per SGD step (eq. 3)")
     evolution.add_argument("--expand", type=N.RATE, metavar="T", help="offspring per generation, as a multiple of P")
     evolution.add_argument("--path-sampling", choices=PATH_SAMPLINGS,
-                           help="warmup paths: uniform (section 3.4, default) or fair (FairNAS: within each group "
-                           "of steps every op of every edge is trained exactly once)")
+                           help="warmup paths: fair (default; FairNAS: within each group of steps every op of every "
+                           "edge is trained exactly once) or uniform (section 3.4's independent draws)")
     evolution.add_argument("--op-set", choices=tuple(OP_SETS),
                            help="ops that sampling and mutation draw: published (the 7 ops of every published "
                            "genotype, default) or darts (all 8, 'none' included, as section 3.4 samples)")

@@ -1,7 +1,7 @@
 """Continuous evolution (Algorithm 1): one SuperNet and one population, alternately improved.
 
 ```
-warm up the SuperNet for E_warm epochs on uniformly random paths               (section 3.4)
+warm up the SuperNet for E_warm epochs on single paths (fair by default)         (section 3.4)
 draw P distinct random architectures; measure them                              (generation 0)
 for e = 1 .. E_evo:
     train the SuperNet E_param epochs, B population members per step           (eq. 3)

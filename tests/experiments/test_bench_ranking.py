@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.bench_ranking import flattery_gap, interleave_sources, main, yardstick_noise
+from benchmarks.bench_ranking import interleave_sources, main
+from experiments.yardstick import flattery_gap, yardstick_noise
 
 from .conftest import TINY_SEARCH, TINY_TRAIN
 

@@ -58,4 +58,5 @@ def test_a_run_saved_before_this_wave_resumes_in_the_darts_space(tmp_path, tiny_
     torch.save(state, run / "checkpoint.pt")
     (run / "config.json").write_text(json.dumps(saved))
     resumed = CarsSearch.resume(run, device="cpu", show_progress=False)
-    assert resumed.config.op_set == "darts" and resumed.run().finished
+    assert resumed.config.op_set == "darts" and resumed.config.path_sampling == "uniform"
+    assert resumed.run().finished

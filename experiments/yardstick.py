@@ -1,0 +1,63 @@
+"""How far the stand-alone yardstick of a ranking benchmark can be trusted, and how much a SuperNet
+flatters the population it trained on.
+
+``yardstick_noise`` turns a second seed of some genotypes into the run-to-run noise and the ceiling that
+noise puts on any ranking's Kendall tau; ``flattery_gap`` is the excess SuperNet accuracy of the
+population's genotypes over random ones, relative to their stand-alone accuracy. Both average over
+many genotypes, so they stay informative where a noisy yardstick blurs each tau.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .stats import rank_correlation, sd_interval, tau_ceiling
+
+__all__ = ["flattery_gap", "flattery_gap_ci", "yardstick_noise"]
+
+
+def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) -> dict[str, Any]:
+    """How far the stand-alone yardstick moves between two seeds of the same genotypes: mean absolute
+    difference, the per-run standard deviation it implies, Kendall's tau between the seeds, and the
+    ceiling that noise puts on any ranking's tau against the first seed over all trained genotypes."""
+    both = models.merge(second, on="item", suffixes=("", "_seed1")).dropna(subset=["test_accuracy", "test_accuracy_seed1"])
+    diff = (both["test_accuracy"] - both["test_accuracy_seed1"]).to_numpy()
+    rng = np.random.default_rng([seed, 0x5EED])
+    run_sd = float(diff.std(ddof=1) / np.sqrt(2) * 100) if len(diff) > 1 else None
+    spread = float(models["test_accuracy"].dropna().std(ddof=1) * 100) if models["test_accuracy"].notna().sum() > 1 else None
+    return {
+        "pairs": int(len(both)),
+        "mean_abs_diff_points": float(np.abs(diff).mean() * 100) if len(diff) else None,
+        "run_sd_points": run_sd,
+        "spread_sd_points": spread,
+        "seed_vs_seed": rank_correlation(both["test_accuracy"], both["test_accuracy_seed1"], rng=rng),
+        "ceiling": tau_ceiling(spread, run_sd) if run_sd is not None and spread is not None else None,
+        # With a handful of pairs the run SD itself is uncertain: its chi-square 95% interval, and the
+        # ceiling at the interval's low end (the most a ranking could reach if the yardstick is that quiet).
+        "run_sd_ci95": sd_interval(run_sd, len(diff) - 1) if run_sd is not None else [None, None],
+        "ceiling_at_low_run_sd": (tau_ceiling(spread, sd_interval(run_sd, len(diff) - 1)[0])
+                                  if run_sd is not None and spread is not None else None),
+    }
+
+
+def flattery_gap_ci(rows: pd.DataFrame, column: str, *, rng: np.random.Generator, bootstrap: int = 2000) -> list[float | None]:
+    """Percentile bootstrap 95% interval of ``flattery_gap``, resampling genotypes within each source."""
+    if set(rows["source"]) != {"population", "random"}:
+        return [None, None]
+    parts = [part for _, part in rows.groupby("source")]
+    draws = [flattery_gap(pd.concat([part.sample(len(part), replace=True, random_state=rng) for part in parts]), column)
+             for _ in range(bootstrap)]
+    low, high = np.percentile(draws, [2.5, 97.5])
+    return [float(low), float(high)]
+
+
+def flattery_gap(rows: pd.DataFrame, column: str) -> float | None:
+    """Points by which the SuperNet flatters the population it trained on: the mean (SuperNet - stand-alone)
+    accuracy of the population's genotypes minus that of the random ones."""
+    delta = (rows[column] - rows["test_accuracy"]) * 100
+    by_source = delta.groupby(rows["source"]).mean()
+    if not {"population", "random"} <= set(by_source.index):
+        return None
+    return float(by_source["population"] - by_source["random"])
