@@ -25,20 +25,22 @@ def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) ->
     both = models.merge(second, on="item", suffixes=("", "_seed1")).dropna(subset=["test_accuracy", "test_accuracy_seed1"])
     diff = (both["test_accuracy"] - both["test_accuracy_seed1"]).to_numpy()
     rng = np.random.default_rng([seed, 0x5EED])
+    first = models["test_accuracy"].dropna()
     run_sd = float(diff.std(ddof=1) / np.sqrt(2) * 100) if len(diff) > 1 else None
-    spread = float(models["test_accuracy"].dropna().std(ddof=1) * 100) if models["test_accuracy"].notna().sum() > 1 else None
+    spread = float(first.std(ddof=1) * 100) if len(first) > 1 else None
+    # With a handful of pairs the run SD itself is uncertain: its chi-square 95% interval, and the ceiling
+    # at the interval's low end (the most a ranking could reach if the yardstick is that quiet).
+    run_sd_ci = sd_interval(run_sd, len(diff) - 1) if run_sd is not None else [None, None]
+    known = run_sd is not None and spread is not None
     return {
         "pairs": int(len(both)),
         "mean_abs_diff_points": float(np.abs(diff).mean() * 100) if len(diff) else None,
         "run_sd_points": run_sd,
         "spread_sd_points": spread,
         "seed_vs_seed": rank_correlation(both["test_accuracy"], both["test_accuracy_seed1"], rng=rng),
-        "ceiling": tau_ceiling(spread, run_sd) if run_sd is not None and spread is not None else None,
-        # With a handful of pairs the run SD itself is uncertain: its chi-square 95% interval, and the
-        # ceiling at the interval's low end (the most a ranking could reach if the yardstick is that quiet).
-        "run_sd_ci95": sd_interval(run_sd, len(diff) - 1) if run_sd is not None else [None, None],
-        "ceiling_at_low_run_sd": (tau_ceiling(spread, sd_interval(run_sd, len(diff) - 1)[0])
-                                  if run_sd is not None and spread is not None else None),
+        "ceiling": tau_ceiling(spread, run_sd) if known else None,
+        "run_sd_ci95": run_sd_ci,
+        "ceiling_at_low_run_sd": tau_ceiling(spread, run_sd_ci[0]) if known else None,
     }
 
 
