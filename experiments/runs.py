@@ -124,14 +124,33 @@ def _finished(run: Path) -> bool:
     return len(RunDir(run).read_history()) >= config.n_generations + 1
 
 
+def _check_settings(run: Path, argv: Sequence[str]) -> None:
+    """Refuses to reuse or resume ``run`` when the settings it was made with are not the ones ``argv`` gives
+    now. Runs are keyed by their command line, so a changed default (the op set, the warmup path sampling)
+    leaves the key as it was; without this check an old run would silently stand in for a new one."""
+    from cars_deploy.cli.search import config_from_argv
+
+    wanted = config_from_argv([*argv, "--out", str(run)]).to_dict()
+    _, saved_config = RunDir.open(run)
+    saved = saved_config.to_dict()
+    changed = [key for key in wanted if key != "preset" and saved.get(key) != wanted[key]]
+    if changed:
+        shown = "; ".join(f"{key}: {saved.get(key)!r} -> {wanted[key]!r}" for key in changed[:3])
+        raise RunError(f"{run} was made with other search settings ({shown}), e.g. an earlier default; "
+                       "delete it or choose another --work-dir", 2)
+
+
 def run_search(argv: Sequence[str], *, work_dir: Path, name: str, threads: int, device: str) -> SearchRun:
     """Runs (or resumes, or reuses) the ``cars-search`` run with settings ``argv`` under ``work_dir/searches``;
-    waits while another experiment process runs it, then reuses it."""
+    waits while another experiment process runs it, then reuses it. A folder made with other settings than
+    ``argv`` now gives (a default changed since) is refused, not reused."""
     from cars_deploy.cli.search import main as cars_search
 
     run = work_dir / "searches" / f"{name}-{run_key(argv)}"
     command = command_text("cars-search", [*argv, "--out", str(run)])
     with _locked(run, wait=True):
+        if (run / "config.json").is_file():
+            _check_settings(run, argv)
         if _finished(run):
             return SearchRun(run, command, 0.0)
         extra = ["--threads", str(threads), "--device", device]

@@ -150,6 +150,12 @@ def config_from_args(args: argparse.Namespace) -> SearchConfig:
     return config
 
 
+def config_from_argv(argv: Sequence[str]) -> SearchConfig:
+    """The SearchConfig that ``cars-search argv`` would start a new run with, this version's defaults
+    included: what a caller that keys runs by their command line compares a saved run against."""
+    return config_from_args(_parser().parse_args(list(argv)))
+
+
 def _run(args: argparse.Namespace) -> int:
     """Under ``torchrun`` (``WORLD_SIZE`` > 1) every process joins one search (``search.distributed``);
     rank 0 writes the run folder and prints; the others report errors only through their exit code."""

@@ -27,6 +27,22 @@ def test_a_stopped_search_is_resumed_and_a_finished_one_reused(image_folder, tmp
     assert result.command.startswith("cars-search --dataset imagefolder") and f"--out {run}" in result.command
 
 
+def test_a_run_made_under_an_earlier_default_is_refused_not_reused(image_folder, tmp_path):
+    """The key is the command line, which a changed default leaves alone: the saved settings decide."""
+    argv = SCALE.argv(data_dir=image_folder, selection="pnsga3", input_size=8)
+    run = tmp_path / "searches" / f"old-{run_key(argv)}"
+    assert cars_search([*argv, "--out", str(run), "--max-generations", "0", "--threads", "1", "--quiet"]) == 0
+    saved = json.loads((run / "config.json").read_text())
+    saved["search"]["path_sampling"] = "uniform"  # as the default was before fair warmup paths
+    (run / "config.json").write_text(json.dumps(saved))
+    history = (run / "history.jsonl").read_text()
+    with pytest.raises(RunError, match="path_sampling: 'uniform' -> 'fair'") as refused:
+        run_search(argv, work_dir=tmp_path, name="old", threads=1, device="cpu")
+    assert refused.value.exit_code == 2 and (run / "history.jsonl").read_text() == history  # nothing touched
+    assert run_search([*argv, "--path-sampling", "uniform"], work_dir=tmp_path, name="new", threads=1,
+                      device="cpu").path != run
+
+
 def _hold(folder):
     """Takes the lock of a run folder as another experiment process would; close the handle to release it."""
     folder.parent.mkdir(parents=True, exist_ok=True)
