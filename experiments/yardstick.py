@@ -45,13 +45,19 @@ def yardstick_noise(models: pd.DataFrame, second: pd.DataFrame, *, seed: int) ->
 
 
 def flattery_gap_ci(rows: pd.DataFrame, column: str, *, rng: np.random.Generator, bootstrap: int = 2000) -> list[float | None]:
-    """Percentile bootstrap 95% interval of ``flattery_gap``, resampling genotypes within each source."""
+    """Percentile bootstrap 95% interval of ``flattery_gap``, resampling genotypes within each source.
+
+    The gap is a difference of two means, so each source's resampled means are drawn at once as an
+    index matrix: the report reruns after every trained model, and 2,000 DataFrame copies per variant
+    took seconds where this takes milliseconds."""
     if set(rows["source"]) != {"population", "random"}:
         return [None, None]
-    parts = [part for _, part in rows.groupby("source")]
-    draws = [flattery_gap(pd.concat([part.sample(len(part), replace=True, random_state=rng) for part in parts]), column)
-             for _ in range(bootstrap)]
-    low, high = np.percentile(draws, [2.5, 97.5])
+    delta = ((rows[column] - rows["test_accuracy"]) * 100).to_numpy()
+    means = {}
+    for source in ("population", "random"):
+        values = delta[(rows["source"] == source).to_numpy()]
+        means[source] = values[rng.integers(0, len(values), size=(bootstrap, len(values)))].mean(axis=1)
+    low, high = np.percentile(means["population"] - means["random"], [2.5, 97.5])
     return [float(low), float(high)]
 
 

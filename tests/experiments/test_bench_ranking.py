@@ -3,10 +3,11 @@ variants, and a resumed run that redoes nothing."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from benchmarks.bench_ranking import interleave_sources, main
-from experiments.yardstick import flattery_gap, yardstick_noise
+from experiments.yardstick import flattery_gap, flattery_gap_ci, yardstick_noise
 
 from .conftest import TINY_SEARCH, TINY_TRAIN
 
@@ -62,6 +63,16 @@ def test_flattery_gap_is_the_population_minus_the_random_excess():
                          "supernet": [0.6, 0.5, 0.4, 0.3], "test_accuracy": [0.5, 0.4, 0.4, 0.3]})
     assert abs(flattery_gap(rows, "supernet") - 10.0) < 1e-9
     assert flattery_gap(rows[rows.source == "random"], "supernet") is None
+
+
+def test_flattery_gap_interval_resamples_within_each_source():
+    rows = pd.DataFrame({"source": ["population"] * 2 + ["random"] * 2, "supernet": [0.5, 0.6, 0.3, 0.3],
+                         "test_accuracy": [0.5, 0.5, 0.3, 0.3]})
+    low, high = flattery_gap_ci(rows, "supernet", rng=np.random.default_rng(0))
+    assert abs(low) < 1e-9 and abs(high - 10.0) < 1e-9  # resamples of the population's deltas {0, 10} only
+    steady = rows.assign(supernet=[0.6, 0.6, 0.3, 0.3])
+    assert np.allclose(flattery_gap_ci(steady, "supernet", rng=np.random.default_rng(0)), [10.0, 10.0])
+    assert flattery_gap_ci(rows[rows.source == "random"], "supernet", rng=np.random.default_rng(0)) == [None, None]
 
 
 def test_models_are_trained_alternately_from_each_source():
