@@ -299,13 +299,16 @@ def _run(args: argparse.Namespace) -> int:
     if args.stage in ("all", "models"):
         # The yardstick's noise first (both seeds of the paired genotypes), then the rest: a stopped run
         # already says how far any ranking against this budget can be trusted.
+        # A model another worker holds is left to it on the first round, so this worker goes on to the
+        # next list rather than idle at the end of one; the second round waits for whatever is left.
         rest = [item for item in interleave_sources(items) if item not in seed1_items]
-        for model_budget, name, todo in ((budget, "models.jsonl", seed1_items),
-                                         (second, "models_seed1.jsonl", seed1_items),
-                                         (budget, "models.jsonl", rest)):
-            train_each(todo, key="item", argv_of=argv_of(model_budget), results=results, name=name,
-                       work_dir=experiment.work_dir, threads=experiment.threads, device=experiment.device,
-                       after_each=update)
+        lists = ((budget, "models.jsonl", seed1_items), (second, "models_seed1.jsonl", seed1_items),
+                 (budget, "models.jsonl", rest))
+        for wait in (False, True):
+            for model_budget, name, todo in lists:
+                train_each(todo, key="item", argv_of=argv_of(model_budget), results=results, name=name,
+                           work_dir=experiment.work_dir, threads=experiment.threads, device=experiment.device,
+                           after_each=update, wait_for_busy=wait)
     summary = update()
     _print_summary(summary, summary["yardstick_noise"], results)
     return 0

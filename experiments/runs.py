@@ -240,12 +240,15 @@ def train_each(
     threads: int,
     device: str,
     after_each: Callable[[list[dict[str, Any]]], None] | None = None,
+    wait_for_busy: bool = True,
 ) -> list[dict[str, Any]]:
     """Retrains every item not yet in the JSONL file ``name`` of ``results`` (items are told apart by
     ``item[key]``), appending one record per model as soon as it is trained: the item's fields plus the
     card's test accuracy, size and cost. ``after_each`` gets all records so far after each model (and
     once at the start), so the analysis is always up to date. A model that another experiment process
-    is training right now is put off until the others are done, then waited for. Returns all records."""
+    is training right now is put off until the others are done, then waited for; with
+    ``wait_for_busy=False`` it is left to that process, so a caller with several lists can move on to
+    the next one instead of idling (and call again with waiting at the end). Returns all records."""
     records = results.read_jsonl(name)
     done = {record[key] for record in records}
     if after_each is not None and records:
@@ -253,7 +256,8 @@ def train_each(
     todo = [(position, item) for position, item in enumerate(items, start=1) if item[key] not in done]
     put_off = []
     # First pass: skip what the other process holds. Second pass: wait for those, then reuse them.
-    for wait, batch in ((False, todo), (True, put_off)):
+    passes = ((False, todo), (True, put_off)) if wait_for_busy else ((False, todo),)
+    for wait, batch in passes:
         for position, item in batch:
             log.info("retraining %d of %d (%s=%s)", position, len(items), key, item[key])
             try:

@@ -108,6 +108,25 @@ def test_a_model_held_by_another_process_is_put_off_then_waited_for(image_folder
     assert real_read("models.jsonl") == records and sorted(map(str, again)) == sorted(map(str, records))
 
 
+def test_a_model_held_by_another_process_is_left_to_it_when_not_waiting(image_folder, tmp_path):
+    """A worker with more lists to go moves on instead of idling on the other process's model."""
+    train = TrainScale(C=4, layers=3, epochs=1, steps_per_epoch=1, batch_size=8)
+    items = [{"model": name} for name in ("DARTS_V2", "CARS_A")]
+
+    def argv_of(item):
+        return train.argv(item["model"], data_dir=image_folder, input_size=8)
+
+    held = _hold(train_dir(argv_of(items[0]), work_dir=tmp_path))
+    results = ResultsDir(tmp_path / "results", {"test": 1})
+    try:
+        records = train_each(items, key="model", argv_of=argv_of, results=results, name="models.jsonl",
+                             work_dir=tmp_path, threads=1, device="cpu", wait_for_busy=False)
+    finally:
+        held.close()
+    assert [r["model"] for r in records] == ["CARS_A"] == [r["model"] for r in results.read_jsonl("models.jsonl")]
+    assert not (train_dir(argv_of(items[0]), work_dir=tmp_path) / "model_card.json").exists()
+
+
 def test_a_damaged_run_fails_with_the_commands_exit_code(image_folder, tmp_path, capsys):
     argv = SCALE.argv(data_dir=image_folder, selection="pnsga3", input_size=8)
     run = tmp_path / "searches" / f"pnsga3-{run_key(argv)}"
