@@ -48,8 +48,8 @@ def flattery_gap_ci(rows: pd.DataFrame, column: str, *, rng: np.random.Generator
     """Percentile bootstrap 95% interval of ``flattery_gap``, resampling genotypes within each source.
 
     The gap is a difference of two means, so each source's resampled means are drawn at once as an
-    index matrix: the report reruns after every trained model, and 2,000 DataFrame copies per variant
-    took seconds where this takes milliseconds."""
+    index matrix: the report reruns after every trained model, and 2,000 DataFrame copies took 1.7 s
+    per variant where this takes 1 ms (32 genotypes, one run)."""
     if set(rows["source"]) != {"population", "random"}:
         return [None, None]
     delta = ((rows[column] - rows["test_accuracy"]) * 100).to_numpy()
