@@ -25,7 +25,7 @@ from ..space.op_sets import OP_SETS
 from . import _numbers as N
 from ._common import CliParser, out_folder, run_command
 
-__all__ = ["main", "config_from_args"]
+__all__ = ["main", "config_from_args", "outside_legend"]
 
 # Flags that define the search; with --resume the run's saved config is used and these are refused.
 _CONFIG_FLAGS: dict[str, str] = {
@@ -232,6 +232,16 @@ def _set_threads(threads: int | None, config: SearchConfig, device: torch.device
         torch.set_num_threads(threads)
 
 
+def outside_legend(outside: pd.Series) -> str:
+    """The line under the Pareto table that explains its ``outside`` column: ``!`` marks a model whose
+    measured latency fell outside its prediction's 90% interval, which about 1 model in 10 does by chance
+    alone, so a single mark is no sign that the latency table is wrong."""
+    marked, total = int(outside.astype(bool).sum()), len(outside)
+    expected = 0.1 * total
+    return (f"outside: '!' = measured outside the prediction's 90% interval (+-90%); {marked} of {total} here, "
+            f"about {expected:.1f} expected by chance")
+
+
 def _print_summary(result: SearchResult, config: SearchConfig, seconds: float) -> None:
     state = "finished" if result.finished else f"stopped (resume with --resume {result.run_dir})"
     print(
@@ -263,6 +273,8 @@ def _print_summary(result: SearchResult, config: SearchConfig, seconds: float) -
         print(f"budget: {', '.join(b.describe() for b in budgets)}")
     print(f"Pareto set ({len(pareto)} of {len(result.population)}; costs on the {config.deploy_network} network):")
     print(table.to_string(index=False))
+    if "latency_outside_pm90" in pareto.columns:
+        print(outside_legend(pareto["latency_outside_pm90"]))
     print(f"run folder: {result.run_dir} (report.md, pareto.csv, population.csv, history.jsonl, plots/)")
     print(f"inspect a row: cars-inspect --genotype {result.run_dir}/pareto.csv:0")
     sys.stdout.flush()

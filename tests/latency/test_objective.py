@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from cars_deploy.cli.search import main as search_main
+from cars_deploy.cli.search import outside_legend
 from cars_deploy.errors import UserInputError
 from cars_deploy.latency import LatencyPredictor, host, network_id, verify
 from cars_deploy.latency.objective import latency_cost
@@ -102,6 +103,13 @@ def test_a_tiny_latency_search_with_verification_on_the_host(cifar_table, tmp_pa
     assert list(pareto.columns).index("latency_measured_ms") == list(pareto.columns).index("latency_ms") + 1
     population = pd.read_csv(run / "population.csv")
     assert population["latency_ms"].notna().all()
+    # The "!" column comes with the prediction's uncertainty, and its legend with it.
+    assert ("90% interval" in out) == ("latency_outside_pm90" in pareto.columns)
+
+
+def test_the_outside_legend_counts_the_marks_against_chance():
+    legend = outside_legend(pd.Series([True, False, False, True, False]))
+    assert "2 of 5 here" in legend and "about 0.5 expected" in legend and "90% interval" in legend
 
 
 def test_a_malformed_verification_device_fails_before_the_search(tmp_path, capsys):
