@@ -45,7 +45,7 @@ from experiments.choose import match_by_params, pareto_picks, random_pool  # noq
 from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import new_figure, save_figure  # noqa: E402
 from experiments.records import ResultsDir  # noqa: E402
-from experiments.runs import run_search, train_command, train_each  # noqa: E402
+from experiments.runs import run_search, search_folder, train_command, train_each  # noqa: E402
 from experiments.scale import add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 from experiments.stats import paired_comparison  # noqa: E402
 
@@ -158,19 +158,22 @@ def _run(args: argparse.Namespace) -> int:
     experiment = prepare(NAME, args, settings)
     results = experiment.results
     argv = scale.argv(data_dir=experiment.data_dir, selection="pnsga3", input_size=experiment.input_size)
-    search = run_search(argv, work_dir=experiment.work_dir, name="pnsga3", threads=experiment.threads,
-                        device=experiment.device)
-    results.add_seconds("search_pnsga3", search.seconds)
-    population = pd.read_csv(RunDir(search.path).population_path)
-    classes = dataset_info("imagefolder", experiment.data_dir).num_classes
-    network = budget.network(num_classes=classes, input_size=experiment.input_size)
-    count = CountCost("params", network=network, label="params", scale=1.0)
-    rng = np.random.default_rng([args.seed, 0x2A2D])  # the random arm's own stream
-    plan = make_plan(population, k=args.k, count=count, rng=rng, pool_size=args.pool)
     saved = results.file("plan.csv")
-    if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(plan["genotype"]):
-        raise UserInputError(f"{saved} lists other genotypes than these settings pick; choose another --out")
-    results.write_csv("plan.csv", plan)
+    if saved.is_file():  # picked once and read back: the retraining resumes without the search folder
+        search = search_folder(argv, work_dir=experiment.work_dir, name="pnsga3")
+        plan = pd.read_csv(saved)
+    else:
+        search = run_search(argv, work_dir=experiment.work_dir, name="pnsga3", threads=experiment.threads,
+                            device=experiment.device)
+        results.add_seconds("search_pnsga3", search.seconds)
+        population = pd.read_csv(RunDir(search.path).population_path)
+        classes = dataset_info("imagefolder", experiment.data_dir).num_classes
+        network = budget.network(num_classes=classes, input_size=experiment.input_size)
+        count = CountCost("params", network=network, label="params", scale=1.0)
+        rng = np.random.default_rng([args.seed, 0x2A2D])  # the random arm's own stream
+        plan = make_plan(population, k=args.k, count=count, rng=rng, pool_size=args.pool)
+        # Read back as saved (rounded), so a record is the same whether its plan was made or resumed.
+        plan = pd.read_csv(results.write_csv("plan.csv", plan))
 
     def update(records: list[dict[str, Any]]) -> None:
         pairs, summary = analyse(records)

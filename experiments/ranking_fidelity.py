@@ -53,7 +53,7 @@ from experiments.choose import random_pool, spread  # noqa: E402
 from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import new_figure, save_figure  # noqa: E402
 from experiments.records import ResultsDir  # noqa: E402
-from experiments.runs import run_search, train_command, train_each  # noqa: E402
+from experiments.runs import run_search, search_folder, train_command, train_each  # noqa: E402
 from experiments.scale import add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 from experiments.stats import rank_correlation  # noqa: E402
 
@@ -216,30 +216,30 @@ def _run(args: argparse.Namespace) -> int:
     experiment = prepare(NAME, args, settings)
     results = experiment.results
     argv = scale.argv(data_dir=experiment.data_dir, selection="pnsga3", input_size=experiment.input_size)
-    search = run_search(argv, work_dir=experiment.work_dir, name="pnsga3", threads=experiment.threads,
-                        device=experiment.device)
-    results.add_seconds("search_pnsga3", search.seconds)
-    population = pd.read_csv(RunDir(search.path).population_path)
-    classes = dataset_info("imagefolder", experiment.data_dir).num_classes
-    count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
-                      label="params", scale=1.0)
-    rng = np.random.default_rng([args.seed, 0xF1DE])
-    chosen = choose_genotypes(population, n=args.n, source=args.source, count=count, rng=rng, pool_size=args.pool)
-    saved = results.file("genotypes.csv")
-    if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(chosen["genotype"]):
-        raise UserInputError(f"{saved} lists other genotypes than these settings pick; choose another --out")
-    results.write_csv("genotypes.csv", chosen)
-
-    supernet_path = results.file("supernet.csv")
-    if supernet_path.is_file():
-        supernet = pd.read_csv(supernet_path)
+    saved, supernet_path = results.file("genotypes.csv"), results.file("supernet.csv")
+    if saved.is_file() and supernet_path.is_file():  # read back: the retraining resumes without the search folder
+        search = search_folder(argv, work_dir=experiment.work_dir, name="pnsga3")
+        chosen, supernet = pd.read_csv(saved), pd.read_csv(supernet_path)
     else:
+        search = run_search(argv, work_dir=experiment.work_dir, name="pnsga3", threads=experiment.threads,
+                            device=experiment.device)
+        results.add_seconds("search_pnsga3", search.seconds)
+        population = pd.read_csv(RunDir(search.path).population_path)
+        classes = dataset_info("imagefolder", experiment.data_dir).num_classes
+        count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
+                          label="params", scale=1.0)
+        rng = np.random.default_rng([args.seed, 0xF1DE])
+        chosen = choose_genotypes(population, n=args.n, source=args.source, count=count, rng=rng,
+                                  pool_size=args.pool)
+        if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(chosen["genotype"]):
+            raise UserInputError(f"{saved} lists other genotypes than these settings pick; choose another --out")
+        # Read back as saved (rounded), so a record is the same whether its genotypes were picked or resumed.
+        chosen = pd.read_csv(results.write_csv("genotypes.csv", chosen))
         began = time.perf_counter()
         accuracy = supernet_accuracy(search.path, [parse_genotype(g) for g in chosen["genotype"]],
                                      val_batches=args.val_batches or None,
                                      recalibration_batches=args.recalibration_batches or None, device=experiment.device)
-        supernet = pd.DataFrame({"item": chosen["item"], **accuracy})
-        results.write_csv("supernet.csv", supernet)
+        supernet = pd.read_csv(results.write_csv("supernet.csv", pd.DataFrame({"item": chosen["item"], **accuracy})))
         results.add_seconds("supernet_evaluation", time.perf_counter() - began)
     base = chosen.merge(supernet, on="item")
 

@@ -46,6 +46,7 @@ __all__ = [
     "retrain",
     "run_key",
     "run_search",
+    "search_folder",
     "train_command",
     "train_dir",
     "train_each",
@@ -140,14 +141,23 @@ def _check_settings(run: Path, argv: Sequence[str]) -> None:
                        "delete it or choose another --work-dir", 2)
 
 
+def search_folder(argv: Sequence[str], *, work_dir: Path, name: str) -> SearchRun:
+    """The run folder and command ``run_search`` gives the search with settings ``argv``, without running
+    it: for an experiment whose picks from that search are already saved in its results, so that its
+    retraining resumes on a machine where the search folder (under ``runs/``, outside the repository)
+    is gone, rather than spending an hour on the search again."""
+    run = work_dir / "searches" / f"{name}-{run_key(argv)}"
+    return SearchRun(run, command_text("cars-search", [*argv, "--out", str(run)]), 0.0)
+
+
 def run_search(argv: Sequence[str], *, work_dir: Path, name: str, threads: int, device: str) -> SearchRun:
     """Runs (or resumes, or reuses) the ``cars-search`` run with settings ``argv`` under ``work_dir/searches``;
     waits while another experiment process runs it, then reuses it. A folder made with other settings than
     ``argv`` now gives (a default changed since) is refused, not reused."""
     from cars_deploy.cli.search import main as cars_search
 
-    run = work_dir / "searches" / f"{name}-{run_key(argv)}"
-    command = command_text("cars-search", [*argv, "--out", str(run)])
+    planned = search_folder(argv, work_dir=work_dir, name=name)
+    run, command = planned.path, planned.command
     with _locked(run, wait=True):
         if (run / "config.json").is_file():
             _check_settings(run, argv)

@@ -21,7 +21,9 @@ accuracies. Selections are compared seed by seed (``selection_ablation``).
 
 Writes ``experiments/results/small_model_trap-seeds/``: ``populations.csv``, ``per_generation.csv``,
 ``across_seeds.csv``, ``plan.csv``, ``models.jsonl``, ``final.csv``, ``summary.json``, ``commands.txt``,
-``timing.json``, ``fig2.png`` (Figure 2 with the seeds' spread) and ``fronts.png``. (The one-seed run of
+``timing.json``, ``fig2.png`` (Figure 2 with the seeds' spread), ``fronts.png`` and ``searches/`` (each
+finished search's history, gzip-compressed, and final population: what a later session needs, since
+the search folders under ``runs/`` are not kept). (The one-seed run of
 the first version of this experiment stays in ``experiments/results/small_model_trap/``.)
 """
 from __future__ import annotations
@@ -48,7 +50,7 @@ from experiments.choose import space_bounds  # noqa: E402
 from experiments.common import Experiment, experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import SELECTION_STYLE, new_figure, save_figure, seed_band  # noqa: E402
 from experiments.records import ResultsDir  # noqa: E402
-from experiments.runs import run_search, train_command, train_each  # noqa: E402
+from experiments.runs import run_search, search_folder, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 
 __all__ = ["NAME", "SELECTIONS", "main", "plot_fig2", "plot_fronts"]
@@ -120,6 +122,7 @@ def plot_fronts(populations: pd.DataFrame, final: pd.DataFrame, path: Path) -> P
 
 
 Histories = Mapping[tuple[str, int], Sequence[Mapping[str, Any]]]
+Finals = Mapping[tuple[str, int], pd.DataFrame]  # the final population of each (selection, seed) search
 
 
 def _analyse(histories: Histories, plan: pd.DataFrame, records: Sequence[Mapping[str, Any]],
@@ -194,27 +197,43 @@ def _check_choices(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[int
 
 
 def _searches(experiment: Experiment, args: argparse.Namespace, selections: Sequence[str], seeds: Sequence[int],
-              update: Callable[[Histories], Any]) -> tuple[Histories, dict[tuple[str, int], Path], list[str]]:
+              update: Callable[[Histories], Any]) -> tuple[Histories, Finals, dict[tuple[str, int], Path], list[str]]:
     """Runs (or resumes, or reuses) every search, seed by seed, updating ``commands.txt`` after each and the
-    analysis after each one run now."""
+    analysis after each one run now. What the analysis reads of a finished search (its history and final
+    population) is kept in the results folder (``searches/``), so a later session on another machine,
+    where the search folders under ``runs/`` are gone, goes on from there instead of searching again."""
+    results = experiment.results
     histories: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    finals: dict[tuple[str, int], pd.DataFrame] = {}
     paths: dict[tuple[str, int], Path] = {}
     commands = []
     for seed in seeds:
         scale = search_scale(args, seed=seed)
         for selection in selections:
             argv = scale.argv(data_dir=experiment.data_dir, selection=selection, input_size=experiment.input_size)
-            run = run_search(argv, work_dir=experiment.work_dir, name=selection, threads=experiment.threads,
-                             device=experiment.device)
-            experiment.results.add_seconds(f"search_{selection}_seed{seed}", run.seconds)
-            log.info("search %s, seed %d %s: %s", selection, seed,
-                     f"finished in {run.seconds:.0f} s" if run.seconds else "was already finished", run.path)
+            kept = f"searches/{selection}-seed{seed}"
+            history = results.read_jsonl_gz(f"{kept}.history.jsonl.gz")
+            if history is not None and results.file(f"{kept}.population.csv").is_file():
+                run = search_folder(argv, work_dir=experiment.work_dir, name=selection)
+                population = pd.read_csv(results.file(f"{kept}.population.csv"))
+                log.info("search %s, seed %d: kept in %s", selection, seed, results.file(kept))
+            else:
+                run = run_search(argv, work_dir=experiment.work_dir, name=selection, threads=experiment.threads,
+                                 device=experiment.device)
+                results.add_seconds(f"search_{selection}_seed{seed}", run.seconds)
+                log.info("search %s, seed %d %s: %s", selection, seed,
+                         f"finished in {run.seconds:.0f} s" if run.seconds else "was already finished", run.path)
+                history = run.history()
+                results.write_jsonl_gz(f"{kept}.history.jsonl.gz", history)
+                # Read back as kept (rounded), so the picks are the same whether the search ran now or before.
+                population = pd.read_csv(results.write_csv(f"{kept}.population.csv",
+                                                           pd.read_csv(RunDir(run.path).population_path)))
             commands.append(run.command)
-            experiment.results.write_text("commands.txt", "\n".join(commands) + "\n")
-            histories[(selection, seed)], paths[(selection, seed)] = run.history(), run.path
+            results.write_text("commands.txt", "\n".join(commands) + "\n")
+            histories[(selection, seed)], finals[(selection, seed)], paths[(selection, seed)] = history, population, run.path
             if run.seconds:
                 update(histories)
-    return histories, paths, commands
+    return histories, finals, paths, commands
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -234,10 +253,9 @@ def _run(args: argparse.Namespace) -> int:
     def update_searches(histories: Histories) -> None:
         _analyse(histories, ablation.top_picks({}, args.top), [], space, selections, results, extra, plots=True)
 
-    histories, paths, commands = _searches(experiment, args, selections, seeds, update_searches)
+    histories, finals, paths, commands = _searches(experiment, args, selections, seeds, update_searches)
     extra["runs"] = {f"{selection} seed {seed}": str(path) for (selection, seed), path in paths.items()}
     update_searches(histories)
-    finals = {key: pd.read_csv(RunDir(path).population_path) for key, path in paths.items()}
     plan = ablation.top_picks(finals, args.top)
     saved = results.file("plan.csv")
     if saved.is_file() and list(pd.read_csv(saved)["genotype"]) != list(plan["genotype"]):

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,19 @@ def test_end_to_end_and_resume_after_a_lost_record(shared_dirs, tmp_path, capsys
     capsys.readouterr()
     assert (out / "models.jsonl").read_text().splitlines() == models
     assert json.loads((out / "timing.json").read_text()) == timing  # nothing was trained again
+
+    # On another machine the search folder (under runs/) is gone: the saved plan carries the retraining on
+    # without the search being made again.
+    search = Path(json.loads((out / "summary.json").read_text())["search_run"])
+    aside = tmp_path / "search-elsewhere"
+    search.rename(aside)
+    try:
+        (out / "models.jsonl").write_text("\n".join(models[:-1]) + "\n")
+        assert main(argv) == 0
+        capsys.readouterr()
+        assert not search.exists() and (out / "models.jsonl").read_text().splitlines() == models
+    finally:
+        aside.rename(search)
 
 
 def test_plan_pairs_pareto_picks_with_size_matched_random_genotypes():

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,6 +44,20 @@ def test_end_to_end_interrupted_then_resumed(shared_dirs, tmp_path, capsys, monk
     for mode in MODES:
         assert summary[f"{mode}_vs_standalone"]["n"] == 4
     assert (out / "fidelity.png").stat().st_size > 1000
+
+    # On another machine the search folder (under runs/) is gone: the saved genotypes and SuperNet
+    # accuracies carry the retraining on without the search being made again.
+    models = (out / "models.jsonl").read_text().splitlines()
+    search = Path(summary["search_run"])
+    aside = tmp_path / "search-elsewhere"
+    search.rename(aside)
+    try:
+        (out / "models.jsonl").write_text("\n".join(models[:-1]) + "\n")
+        assert main(argv) == 0
+        capsys.readouterr()
+        assert not search.exists() and (out / "models.jsonl").read_text().splitlines() == models
+    finally:
+        aside.rename(search)
 
 
 def test_genotype_sources():

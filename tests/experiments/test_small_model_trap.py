@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,6 +49,26 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
     capsys.readouterr()
     assert json.loads((out / "timing.json").read_text()) == timing
     pd.testing.assert_frame_equal(pd.read_csv(out / "final.csv"), final)
+
+    # On another machine the search folders (under runs/) are gone: the histories and final populations
+    # kept in the results carry the analysis and the retraining on, without searching again.
+    assert {p.name for p in (out / "searches").iterdir()} == {
+        f"{s}-seed{seed}.{kind}" for s in ("pnsga3", "vega") for seed in (0, 1)
+        for kind in ("history.jsonl.gz", "population.csv")}
+    runs = [Path(path) for path in summary["runs"].values()]
+    for number, run in enumerate(runs):
+        run.rename(tmp_path / f"search-elsewhere-{number}")
+    try:
+        models = (out / "models.jsonl").read_text().splitlines()
+        (out / "models.jsonl").write_text("\n".join(models[:-1]) + "\n")
+        assert main([*shared_dirs, *FLOW, "--out", str(out)]) == 0
+        capsys.readouterr()
+        assert not any(run.exists() for run in runs)
+        assert (out / "models.jsonl").read_text().splitlines() == models
+        pd.testing.assert_frame_equal(pd.read_csv(out / "final.csv"), final)
+    finally:
+        for number, run in enumerate(runs):
+            (tmp_path / f"search-elsewhere-{number}").rename(run)
 
     # Other settings (another seed list) into the same results folder: one line, exit 2.
     assert main([*shared_dirs, *FLOW, "--seeds", "0", "--out", str(out)]) == 2
