@@ -50,9 +50,7 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cars_deploy.data import dataset_info  # noqa: E402
 from cars_deploy.errors import UserInputError  # noqa: E402
-from cars_deploy.search.objectives import CountCost  # noqa: E402
 from cars_deploy.search.rundir import RunDir  # noqa: E402
 from cars_deploy.space import parse_genotype  # noqa: E402
 from experiments.choose import spread  # noqa: E402
@@ -240,9 +238,7 @@ def _run(args: argparse.Namespace) -> int:
     if saved.is_file():
         chosen = pd.read_csv(saved)
     else:
-        classes = dataset_info("imagefolder", experiment.data_dir).num_classes
-        count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
-                          label="params", scale=1.0)
+        count = budget.params_count(data_dir=experiment.data_dir, input_size=experiment.input_size)
         chosen = choose_genotypes(pd.read_csv(RunDir(search("baseline").path).population_path), n=args.n,
                                   source="mixed", count=count, rng=np.random.default_rng([args.seed, 0x4A4B]),
                                   pool_size=args.pool)

@@ -36,7 +36,6 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cars_deploy.data import dataset_info  # noqa: E402
 from cars_deploy.errors import UserInputError  # noqa: E402
 from cars_deploy.search.objectives import CountCost  # noqa: E402
 from cars_deploy.search.rundir import RunDir  # noqa: E402
@@ -167,9 +166,7 @@ def _run(args: argparse.Namespace) -> int:
                             device=experiment.device)
         results.add_seconds("search_pnsga3", search.seconds)
         population = pd.read_csv(RunDir(search.path).population_path)
-        classes = dataset_info("imagefolder", experiment.data_dir).num_classes
-        network = budget.network(num_classes=classes, input_size=experiment.input_size)
-        count = CountCost("params", network=network, label="params", scale=1.0)
+        count = budget.params_count(data_dir=experiment.data_dir, input_size=experiment.input_size)
         rng = np.random.default_rng([args.seed, 0x2A2D])  # the random arm's own stream
         plan = make_plan(population, k=args.k, count=count, rng=rng, pool_size=args.pool)
         # Read back as saved (rounded), so a record is the same whether its plan was made or resumed.

@@ -40,7 +40,6 @@ import pandas as pd
 if __package__ in (None, ""):  # run as a file: make ``experiments`` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cars_deploy.data import dataset_info  # noqa: E402
 from cars_deploy.errors import UserInputError  # noqa: E402
 from cars_deploy.search.checkpoint import load_checkpoint  # noqa: E402
 from cars_deploy.search.data import load_search_data  # noqa: E402
@@ -225,9 +224,7 @@ def _run(args: argparse.Namespace) -> int:
                             device=experiment.device)
         results.add_seconds("search_pnsga3", search.seconds)
         population = pd.read_csv(RunDir(search.path).population_path)
-        classes = dataset_info("imagefolder", experiment.data_dir).num_classes
-        count = CountCost("params", network=budget.network(num_classes=classes, input_size=experiment.input_size),
-                          label="params", scale=1.0)
+        count = budget.params_count(data_dir=experiment.data_dir, input_size=experiment.input_size)
         rng = np.random.default_rng([args.seed, 0xF1DE])
         chosen = choose_genotypes(population, n=args.n, source=args.source, count=count, rng=rng,
                                   pool_size=args.pool)

@@ -17,7 +17,9 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Sequence
 
+from cars_deploy.data import dataset_info
 from cars_deploy.errors import UserInputError
+from cars_deploy.search.objectives import CountCost
 from cars_deploy.space import NetworkConfig
 
 __all__ = ["SearchScale", "TrainScale", "add_search_flags", "add_train_flags", "search_scale", "train_scale"]
@@ -82,6 +84,13 @@ class TrainScale:
     def network(self, *, num_classes: int, input_size: int) -> NetworkConfig:
         """The retrained network (without its auxiliary head, which is never counted)."""
         return NetworkConfig.cifar(C=self.C, layers=self.layers, num_classes=num_classes, input_size=input_size)
+
+    def params_count(self, *, data_dir: Path, input_size: int) -> CountCost:
+        """Counts parameters on the network retrained on the ImageFolder tree ``data_dir``: the size the
+        experiments match genotypes on and report."""
+        classes = dataset_info("imagefolder", data_dir).num_classes
+        network = self.network(num_classes=classes, input_size=input_size)
+        return CountCost("params", network=network, label="params", scale=1.0)
 
     def argv(self, genotype: str, *, data_dir: Path, input_size: int) -> list[str]:
         """The ``cars-train`` arguments for ``genotype`` (without ``--out``, ``--device``)."""

@@ -2,7 +2,9 @@
 tests run at: a 3-cell SuperNet of 4 channels on 8x8 images, 4 individuals, 2 generations."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -43,3 +45,26 @@ def shared_dirs(tmp_path_factory: pytest.TempPathFactory, image_folder: Path) ->
     """Data, cache and work folders shared by the smoke runs, so a search made by one is reused by the next."""
     base = tmp_path_factory.mktemp("experiments")
     return ["--data-root", str(image_folder), "--cache-dir", str(base / "cache"), "--work-dir", str(base / "work")]
+
+
+@contextmanager
+def moved_away(folders: Sequence[Path], aside: Path) -> Iterator[None]:
+    """``folders`` moved under ``aside`` for the block, then put back: what a fresh checkout on another
+    machine sees, where the run folders under ``runs/`` are gone (the work folder is shared by the tests)."""
+    aside.mkdir(parents=True, exist_ok=True)
+    moved = [(folder, aside / f"{number}-{folder.name}") for number, folder in enumerate(folders)]
+    for folder, away in moved:
+        folder.rename(away)
+    try:
+        yield
+    finally:
+        for folder, away in moved:
+            away.rename(folder)
+
+
+def drop_last_record(path: Path) -> list[str]:
+    """Removes the last line of the JSONL file ``path`` (a kill right after training); returns all lines."""
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    return lines
+

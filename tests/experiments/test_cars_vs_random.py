@@ -8,7 +8,7 @@ from cars_deploy.search.objectives import CountCost
 from cars_deploy.space import NetworkConfig, random_genotype
 from experiments.cars_vs_random import main, make_plan
 
-from .conftest import TINY_SEARCH, TINY_TRAIN
+from .conftest import TINY_SEARCH, TINY_TRAIN, drop_last_record, moved_away
 
 
 def test_end_to_end_and_resume_after_a_lost_record(shared_dirs, tmp_path, capsys):
@@ -39,15 +39,11 @@ def test_end_to_end_and_resume_after_a_lost_record(shared_dirs, tmp_path, capsys
     # On another machine the search folder (under runs/) is gone: the saved plan carries the retraining on
     # without the search being made again.
     search = Path(json.loads((out / "summary.json").read_text())["search_run"])
-    aside = tmp_path / "search-elsewhere"
-    search.rename(aside)
-    try:
-        (out / "models.jsonl").write_text("\n".join(models[:-1]) + "\n")
+    with moved_away([search], tmp_path / "elsewhere"):
+        drop_last_record(out / "models.jsonl")
         assert main(argv) == 0
         capsys.readouterr()
         assert not search.exists() and (out / "models.jsonl").read_text().splitlines() == models
-    finally:
-        aside.rename(search)
 
 
 def test_plan_pairs_pareto_picks_with_size_matched_random_genotypes():

@@ -11,7 +11,7 @@ from cars_deploy.search.objectives import CountCost
 from cars_deploy.space import NetworkConfig, random_genotype
 from experiments.ranking_fidelity import MODES, choose_genotypes, main
 
-from .conftest import TINY_SEARCH, TINY_TRAIN
+from .conftest import TINY_SEARCH, TINY_TRAIN, drop_last_record, moved_away
 
 
 def test_end_to_end_interrupted_then_resumed(shared_dirs, tmp_path, capsys, monkeypatch):
@@ -47,17 +47,12 @@ def test_end_to_end_interrupted_then_resumed(shared_dirs, tmp_path, capsys, monk
 
     # On another machine the search folder (under runs/) is gone: the saved genotypes and SuperNet
     # accuracies carry the retraining on without the search being made again.
-    models = (out / "models.jsonl").read_text().splitlines()
     search = Path(summary["search_run"])
-    aside = tmp_path / "search-elsewhere"
-    search.rename(aside)
-    try:
-        (out / "models.jsonl").write_text("\n".join(models[:-1]) + "\n")
+    with moved_away([search], tmp_path / "elsewhere"):
+        models = drop_last_record(out / "models.jsonl")
         assert main(argv) == 0
         capsys.readouterr()
         assert not search.exists() and (out / "models.jsonl").read_text().splitlines() == models
-    finally:
-        aside.rename(search)
 
 
 def test_genotype_sources():

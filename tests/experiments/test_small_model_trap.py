@@ -10,7 +10,7 @@ from experiments import small_model_trap
 from experiments.small_model_trap import main
 from experiments.stats import hypervolume
 
-from .conftest import TINY_SEARCH, TINY_TRAIN
+from .conftest import TINY_SEARCH, TINY_TRAIN, drop_last_record, moved_away
 
 # Two selections x two seeds, two models retrained per search: the whole flow at the smoke-test scale.
 FLOW = [*TINY_SEARCH, *TINY_TRAIN, "--selections", "pnsga3", "vega", "--seeds", "0", "1", "--top", "2"]
@@ -56,19 +56,13 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
         f"{s}-seed{seed}.{kind}" for s in ("pnsga3", "vega") for seed in (0, 1)
         for kind in ("history.jsonl.gz", "population.csv")}
     runs = [Path(path) for path in summary["runs"].values()]
-    for number, run in enumerate(runs):
-        run.rename(tmp_path / f"search-elsewhere-{number}")
-    try:
-        models = (out / "models.jsonl").read_text().splitlines()
-        (out / "models.jsonl").write_text("\n".join(models[:-1]) + "\n")
+    with moved_away(runs, tmp_path / "elsewhere"):
+        models = drop_last_record(out / "models.jsonl")
         assert main([*shared_dirs, *FLOW, "--out", str(out)]) == 0
         capsys.readouterr()
         assert not any(run.exists() for run in runs)
         assert (out / "models.jsonl").read_text().splitlines() == models
         pd.testing.assert_frame_equal(pd.read_csv(out / "final.csv"), final)
-    finally:
-        for number, run in enumerate(runs):
-            (tmp_path / f"search-elsewhere-{number}").rename(run)
 
     # Other settings (another seed list) into the same results folder: one line, exit 2.
     assert main([*shared_dirs, *FLOW, "--seeds", "0", "--out", str(out)]) == 2
