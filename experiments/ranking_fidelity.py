@@ -55,6 +55,7 @@ from experiments.records import ResultsDir  # noqa: E402
 from experiments.runs import run_search, search_folder, train_command, train_each  # noqa: E402
 from experiments.scale import add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 from experiments.stats import rank_correlation  # noqa: E402
+from experiments.yardstick import flattery_gap, flattery_gap_ci  # noqa: E402
 
 __all__ = ["NAME", "SOURCES", "analyse", "choose_genotypes", "main", "plot", "supernet_accuracy"]
 
@@ -129,7 +130,8 @@ def supernet_accuracy(
 def analyse(table: pd.DataFrame, *, seed: int) -> dict[str, Any]:
     """Rank correlations of the trained rows of ``table`` (columns: the ``MODES``, ``test_accuracy``,
     ``params``, ``source``): each SuperNet mode against stand-alone accuracy (overall and per source),
-    and model size against both."""
+    model size against both, and per mode the points by which the SuperNet flatters the population it
+    trained on (``experiments.yardstick.flattery_gap``, the measure bench_ranking reports)."""
     trained = table.dropna(subset=["test_accuracy"])
 
     def corr(x: str, y: str, rows: pd.DataFrame = trained) -> dict[str, Any]:
@@ -142,6 +144,8 @@ def analyse(table: pd.DataFrame, *, seed: int) -> dict[str, Any]:
         summary[f"{mode}_vs_standalone_by_source"] = {
             source: corr(mode, "test_accuracy", rows) for source, rows in trained.groupby("source")
         }
+        summary[f"{mode}_flattery_gap_points"] = flattery_gap(trained, mode)
+        summary[f"{mode}_flattery_gap_ci95"] = flattery_gap_ci(trained, mode, rng=np.random.default_rng([seed, 0xF1A7]))
     summary["params_vs_standalone"] = corr("params", "test_accuracy")
     for mode in MODES:
         summary[f"params_vs_{mode}"] = corr("params", mode, table)
@@ -199,6 +203,10 @@ def _print_summary(table: pd.DataFrame, summary: Mapping[str, Any], results: Res
     print(line("SuperNet with shared BN vs stand-alone", summary["supernet_shared_bn_vs_standalone"]))
     print(line("parameters vs stand-alone", summary["params_vs_standalone"]))
     print(line("parameters vs SuperNet with BN re-estimation", summary["params_vs_supernet_bn_recalibrated"]))
+    for mode in MODES:
+        gap, (low, high) = summary[f"{mode}_flattery_gap_points"], summary[f"{mode}_flattery_gap_ci95"]
+        if gap is not None:
+            print(f"flattery of the population, {mode}: {gap:+.1f} points (95% bootstrap [{low:+.1f}, {high:+.1f}])")
     print(f"results: {results.path}")
 
 

@@ -43,6 +43,12 @@ def test_end_to_end_interrupted_then_resumed(shared_dirs, tmp_path, capsys, monk
     assert summary["trained"] == 4
     for mode in MODES:
         assert summary[f"{mode}_vs_standalone"]["n"] == 4
+        excess = (table[mode] - table.test_accuracy) * 100  # the population's excess minus the random ones'
+        gap = excess[table.source == "population"].mean() - excess[table.source == "random"].mean()
+        assert summary[f"{mode}_flattery_gap_points"] == pytest.approx(gap, abs=1e-3)  # the CSV keeps 6 digits
+        low, high = summary[f"{mode}_flattery_gap_ci95"]
+        assert low <= summary[f"{mode}_flattery_gap_points"] <= high
+    assert "flattery of the population" in printed
     assert (out / "fidelity.png").stat().st_size > 1000
 
     # On another machine the search folder (under runs/) is gone: the saved genotypes and SuperNet
