@@ -206,7 +206,9 @@ def _print_summary(table: pd.DataFrame, summary: Mapping[str, Any], results: Res
     for mode in MODES:
         gap, (low, high) = summary[f"{mode}_flattery_gap_points"], summary[f"{mode}_flattery_gap_ci95"]
         if gap is not None:
-            print(f"flattery of the population, {mode}: {gap:+.1f} points (95% bootstrap [{low:+.1f}, {high:+.1f}])")
+            bn = "with BN re-estimation" if MODES[mode] else "with shared BN"
+            print(f"flattery of the population, SuperNet {bn}: {gap:+.1f} points "
+                  f"(95% bootstrap [{low:+.1f}, {high:+.1f}])")
     print(f"results: {results.path}")
 
 
