@@ -47,7 +47,7 @@ from cars_deploy.search.evaluation import Evaluator  # noqa: E402
 from cars_deploy.search.objectives import CountCost  # noqa: E402
 from cars_deploy.search.rundir import RunDir  # noqa: E402
 from cars_deploy.space import Genotype, NetworkConfig, SuperNet, parse_genotype  # noqa: E402
-from cars_deploy.torch_device import resolve_torch_device  # noqa: E402
+from cars_deploy.torch_device import module_to, resolve_torch_device  # noqa: E402
 from experiments.choose import random_pool, spread  # noqa: E402
 from experiments.common import experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import new_figure, save_figure  # noqa: E402
@@ -113,7 +113,7 @@ def supernet_accuracy(
     out: dict[str, np.ndarray] = {}
     for mode, recalibrate in modes.items():
         evaluator = Evaluator(
-            SuperNet(network).to(torch_device),
+            module_to(SuperNet(network), torch_device),
             val_batches=data.val_batches(),
             recalibration_batches=data.recalibration_batches() if recalibrate else [],
             bn_recalibration=recalibrate,

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..data import DatasetInfo, dataset_info, load_dataset, split_train_val
+from ..torch_device import images_to
 from .config import SearchConfig
 
 __all__ = ["SearchData", "Batch", "load_search_data", "epoch_generator"]
@@ -64,7 +65,7 @@ class SearchData:
         for step, (x, y) in enumerate(loader):
             if step >= self.steps_per_epoch():
                 break
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            yield images_to(x, self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
     def val_batches(self) -> list[Batch]:
         """The validation batches every individual is measured on, loaded once onto the device."""
@@ -90,7 +91,7 @@ class SearchData:
         for x, y in loader:
             if max_batches is not None and len(batches) >= max_batches:
                 break
-            batches.append((x.to(self.device), y.to(self.device)))
+            batches.append((images_to(x, self.device), y.to(self.device)))
         return batches
 
 

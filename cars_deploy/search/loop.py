@@ -39,7 +39,7 @@ from .._locks import HeldLock
 from ..errors import CheckpointError, UserInputError
 from ..space import Genotype, NetworkConfig, op_set, random_genotype
 from ..space.supernet import SuperNet
-from ..torch_device import resolve_torch_device
+from ..torch_device import module_to, resolve_torch_device
 from .budgets import budgets_of, check_budgets
 from .checkpoint import cpu_copy, load_checkpoint, restore_rng_state, rng_state, save_checkpoint
 from .config import SearchConfig
@@ -128,8 +128,8 @@ class CarsSearch:
         # The initial weights come from the seed, without moving torch's global generator.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            self.supernet = SuperNet(self.network_config).to(self.device)
-            eval_copy = SuperNet(self.network_config).to(self.device)
+            self.supernet = module_to(SuperNet(self.network_config), self.device)
+            eval_copy = module_to(SuperNet(self.network_config), self.device)
         self.dist.broadcast_module(self.supernet)  # same seed, same weights; made certain, as DDP does
         self.trainer: SuperNetTrainer = self.dist.trainer(self.supernet, config)
         self.evaluator: Evaluator = self.dist.evaluator(

@@ -29,7 +29,7 @@ from .._progress import progress
 from ..data import DatasetInfo, dataset_info, load_dataset
 from ..errors import CheckpointError, UserInputError
 from ..space import Genotype, NetworkConfig, build_network
-from ..torch_device import resolve_torch_device
+from ..torch_device import images_to, module_to, resolve_torch_device
 from .checkpoint import Checkpoint, load_checkpoint, require_same_run, save_checkpoint, strip_auxiliary
 from .config import TrainConfig
 from .data_fit import training_network, usable_config
@@ -106,7 +106,7 @@ class Trainer:
 
         with torch.random.fork_rng(devices=[]):  # the seed fixes the initial weights; fit() seeds the rest
             torch.manual_seed(self.config.seed)
-            self.model = build_network(genotype, self.network).to(self.device)
+            self.model = module_to(build_network(genotype, self.network), self.device)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
@@ -165,7 +165,7 @@ class Trainer:
         correct = total = 0
         with torch.no_grad():
             for images, labels in progress(self.test_loader, desc="test", unit="batch"):
-                images, labels = images.to(self.device), labels.to(self.device)
+                images, labels = images_to(images, self.device), labels.to(self.device)
                 correct += int((self.model(images).argmax(1) == labels).sum())
                 total += int(labels.numel())
         return correct / max(total, 1)
@@ -183,7 +183,7 @@ class Trainer:
         for step, (images, labels) in enumerate(bar):
             if step >= batches:
                 break
-            images = images.to(self.device, non_blocking=True)
+            images = images_to(images, self.device, non_blocking=True)
             labels = labels.to(self.device, non_blocking=True)
             self.optimizer.zero_grad(set_to_none=True)
             logits, logits_aux = self.model.forward_train(images)
