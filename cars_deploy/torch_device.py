@@ -34,7 +34,7 @@ def memory_format_for(device: torch.device) -> torch.memory_format:
     """The layout networks of this space train and run fastest in on ``device``.
 
     On the CPU, when PyTorch has oneDNN, ``channels_last``: its convolutions and pools (max pooling
-    most of all) run this space's small cells 1.4-1.5x faster in training and 2-2.7x faster in
+    most of all) run this space's small cells 1.3-1.5x faster in training and 2-2.7x faster in
     evaluation than in the default NCHW layout (``benchmarks/bench_memory_format.py``, BENCHMARKS.md).
     Elsewhere the default layout: on an H200 the SuperNet's training step was slower in channels_last
     (39.7 against 27.9 ms, BENCHMARKS.md "SuperNet"). The layout changes floating-point rounding
