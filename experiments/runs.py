@@ -150,15 +150,17 @@ def search_folder(argv: Sequence[str], *, work_dir: Path, name: str) -> SearchRu
     return SearchRun(run, command_text("cars-search", [*argv, "--out", str(run)]), 0.0)
 
 
-def run_search(argv: Sequence[str], *, work_dir: Path, name: str, threads: int, device: str) -> SearchRun:
+def run_search(argv: Sequence[str], *, work_dir: Path, name: str, threads: int, device: str,
+               wait: bool = True) -> SearchRun:
     """Runs (or resumes, or reuses) the ``cars-search`` run with settings ``argv`` under ``work_dir/searches``;
-    waits while another experiment process runs it, then reuses it. A folder made with other settings than
-    ``argv`` now gives (a default changed since) is refused, not reused."""
+    waits while another experiment process runs it, then reuses it (with ``wait=False``, raises
+    ``RunBusy`` instead, so a caller with several searches can take another one first). A folder made
+    with other settings than ``argv`` now gives (a default changed since) is refused, not reused."""
     from cars_deploy.cli.search import main as cars_search
 
     planned = search_folder(argv, work_dir=work_dir, name=name)
     run, command = planned.path, planned.command
-    with _locked(run, wait=True):
+    with _locked(run, wait=wait):
         if (run / "config.json").is_file():
             _check_settings(run, argv)
         if _finished(run):

@@ -50,7 +50,7 @@ from experiments.choose import space_bounds  # noqa: E402
 from experiments.common import Experiment, experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import SELECTION_STYLE, new_figure, save_figure, seed_band  # noqa: E402
 from experiments.records import ResultsDir  # noqa: E402
-from experiments.runs import run_search, search_folder, train_command, train_each  # noqa: E402
+from experiments.runs import RunBusy, run_search, search_folder, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 
 __all__ = ["NAME", "SELECTIONS", "main", "plot_fig2", "plot_fronts"]
@@ -201,16 +201,20 @@ def _searches(experiment: Experiment, args: argparse.Namespace, selections: Sequ
     """Runs (or resumes, or reuses) every search, seed by seed, updating ``commands.txt`` after each and the
     analysis after each one run now. What the analysis reads of a finished search (its history and final
     population) is kept in the results folder (``searches/``), so a later session on another machine,
-    where the search folders under ``runs/`` are gone, goes on from there instead of searching again."""
+    where the search folders under ``runs/`` are gone, goes on from there instead of searching again.
+    A search another process of this experiment is running is put off and waited for at the end, so two
+    processes with the same command share the searches instead of queueing behind one another."""
     results = experiment.results
     histories: dict[tuple[str, int], list[dict[str, Any]]] = {}
     finals: dict[tuple[str, int], pd.DataFrame] = {}
     paths: dict[tuple[str, int], Path] = {}
-    commands = []
-    for seed in seeds:
-        scale = search_scale(args, seed=seed)
-        for selection in selections:
-            argv = scale.argv(data_dir=experiment.data_dir, selection=selection, input_size=experiment.input_size)
+    commands: dict[tuple[str, int], str] = {}
+    todo = [(selection, seed) for seed in seeds for selection in selections]
+    put_off: list[tuple[str, int]] = []
+    for wait, batch in ((False, todo), (True, put_off)):
+        for selection, seed in batch:
+            argv = search_scale(args, seed=seed).argv(data_dir=experiment.data_dir, selection=selection,
+                                                      input_size=experiment.input_size)
             kept = f"searches/{selection}-seed{seed}"
             history = results.read_jsonl_gz(f"{kept}.history.jsonl.gz")
             if history is not None and results.file(f"{kept}.population.csv").is_file():
@@ -218,9 +222,16 @@ def _searches(experiment: Experiment, args: argparse.Namespace, selections: Sequ
                 population = pd.read_csv(results.file(f"{kept}.population.csv"))
                 log.info("search %s, seed %d: kept in %s", selection, seed, results.file(kept))
             else:
-                run = run_search(argv, work_dir=experiment.work_dir, name=selection, threads=experiment.threads,
-                                 device=experiment.device)
-                results.add_seconds(f"search_{selection}_seed{seed}", run.seconds)
+                try:
+                    run = run_search(argv, work_dir=experiment.work_dir, name=selection,
+                                     threads=experiment.threads, device=experiment.device, wait=wait)
+                except RunBusy:
+                    log.info("search %s, seed %d: another process is running it; coming back to it later",
+                             selection, seed)
+                    put_off.append((selection, seed))
+                    continue
+                if run.seconds:
+                    results.add_seconds(f"search_{selection}_seed{seed}", run.seconds)
                 log.info("search %s, seed %d %s: %s", selection, seed,
                          f"finished in {run.seconds:.0f} s" if run.seconds else "was already finished", run.path)
                 history = run.history()
@@ -228,12 +239,15 @@ def _searches(experiment: Experiment, args: argparse.Namespace, selections: Sequ
                 # Read back as kept (rounded), so the picks are the same whether the search ran now or before.
                 population = pd.read_csv(results.write_csv(f"{kept}.population.csv",
                                                            pd.read_csv(RunDir(run.path).population_path)))
-            commands.append(run.command)
-            results.write_text("commands.txt", "\n".join(commands) + "\n")
-            histories[(selection, seed)], finals[(selection, seed)], paths[(selection, seed)] = history, population, run.path
+            key = (selection, seed)
+            commands[key] = run.command
+            results.write_text("commands.txt", "\n".join(commands[k] for k in todo if k in commands) + "\n")
+            histories[key], finals[key], paths[key] = history, population, run.path
             if run.seconds:
                 update(histories)
-    return histories, finals, paths, commands
+    # In the order of the command line, whichever process ran which search.
+    return ({k: histories[k] for k in todo}, {k: finals[k] for k in todo}, {k: paths[k] for k in todo},
+            [commands[k] for k in todo])
 
 
 def _run(args: argparse.Namespace) -> int:

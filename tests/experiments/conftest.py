@@ -2,9 +2,10 @@
 tests run at: a 3-cell SuperNet of 4 channels on 8x8 images, 4 individuals, 2 generations."""
 from __future__ import annotations
 
+import fcntl
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import IO, Iterator, Sequence
 
 import numpy as np
 import pytest
@@ -68,3 +69,11 @@ def drop_last_record(path: Path) -> list[str]:
     path.write_text("\n".join(lines[:-1]) + "\n")
     return lines
 
+
+
+def hold_lock(folder: Path) -> IO[str]:
+    """Takes the lock of a run folder as another experiment process would; close the handle to release it."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(folder.with_name(folder.name + ".lock"), "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    return handle

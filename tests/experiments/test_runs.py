@@ -1,4 +1,3 @@
-import fcntl
 import json
 import threading
 
@@ -9,6 +8,8 @@ from cars_deploy.cli.search import main as cars_search
 from experiments.records import ResultsDir
 from experiments.runs import RunError, run_key, run_search, train_dir, train_each
 from experiments.scale import SearchScale, TrainScale
+
+from .conftest import hold_lock
 
 SCALE = SearchScale(C=4, layers=3, population=4, generations=2, evolve_every=1, warmup=1, batch_size=16, val_batches=1)
 
@@ -43,18 +44,11 @@ def test_a_run_made_under_an_earlier_default_is_refused_not_reused(image_folder,
                       device="cpu").path != run
 
 
-def _hold(folder):
-    """Takes the lock of a run folder as another experiment process would; close the handle to release it."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(folder.with_name(folder.name + ".lock"), "a+")
-    fcntl.flock(handle, fcntl.LOCK_EX)
-    return handle
-
 
 def test_a_search_held_by_another_process_is_waited_for(image_folder, tmp_path):
     argv = SCALE.argv(data_dir=image_folder, selection="nsga3", input_size=8)
     run = tmp_path / "searches" / f"nsga3-{run_key(argv)}"
-    held = _hold(run)
+    held = hold_lock(run)
     finished = []
     waiter = threading.Thread(target=lambda: finished.append(
         run_search(argv, work_dir=tmp_path, name="nsga3", threads=1, device="cpu")))
@@ -73,7 +67,7 @@ def test_a_model_held_by_another_process_is_put_off_then_waited_for(image_folder
     def argv_of(item):
         return train.argv(item["model"], data_dir=image_folder, input_size=8)
 
-    held = _hold(train_dir(argv_of(items[0]), work_dir=tmp_path))
+    held = hold_lock(train_dir(argv_of(items[0]), work_dir=tmp_path))
     order = []
     real_retrain = experiments.runs.retrain
 
@@ -116,7 +110,7 @@ def test_a_model_held_by_another_process_is_left_to_it_when_not_waiting(image_fo
     def argv_of(item):
         return train.argv(item["model"], data_dir=image_folder, input_size=8)
 
-    held = _hold(train_dir(argv_of(items[0]), work_dir=tmp_path))
+    held = hold_lock(train_dir(argv_of(items[0]), work_dir=tmp_path))
     results = ResultsDir(tmp_path / "results", {"test": 1})
     try:
         records = train_each(items, key="model", argv_of=argv_of, results=results, name="models.jsonl",

@@ -1,4 +1,5 @@
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -7,10 +8,11 @@ import pytest
 
 from experiments import selection_ablation as ablation
 from experiments import small_model_trap
+from experiments.runs import search_folder
 from experiments.small_model_trap import main
 from experiments.stats import hypervolume
 
-from .conftest import TINY_SEARCH, TINY_TRAIN, drop_last_record, moved_away
+from .conftest import TINY_SEARCH, TINY_TRAIN, drop_last_record, hold_lock, moved_away
 
 # Two selections x two seeds, two models retrained per search: the whole flow at the smoke-test scale.
 FLOW = [*TINY_SEARCH, *TINY_TRAIN, "--selections", "pnsga3", "vega", "--seeds", "0", "1", "--top", "2"]
@@ -68,6 +70,34 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
     assert main([*shared_dirs, *FLOW, "--seeds", "0", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "other settings" in err and "Traceback" not in err
+
+
+def test_a_search_another_process_runs_is_put_off_then_waited_for(shared_dirs, tmp_path, capsys):
+    """Two processes with the same command share the searches: the one held elsewhere comes last, not never."""
+    data = shared_dirs[:4]  # the shared data and cache; searches in a work folder of this test's own
+    flags = [*data, "--work-dir", str(tmp_path / "work"), *TINY_SEARCH, *TINY_TRAIN, "--selections", "pnsga3",
+             "vega", "--seeds", "0", "--top", "1", "--out", str(tmp_path / "results")]
+    calls, held = [], []
+    real_run_search = small_model_trap.run_search
+
+    def run_search_held_elsewhere(argv, **kwargs):
+        calls.append((kwargs["name"], kwargs["wait"]))
+        if len(calls) == 1:  # "another process" takes the first search just before this one gets to it
+            held.append(hold_lock(search_folder(argv, work_dir=kwargs["work_dir"], name=kwargs["name"]).path))
+        elif len(calls) == 2:  # ... and finishes it while this one runs the second
+            threading.Timer(0.5, held[0].close).start()
+        return real_run_search(argv, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(small_model_trap, "run_search", run_search_held_elsewhere)
+        assert main(flags) == 0
+    capsys.readouterr()
+    assert calls == [("pnsga3", False), ("vega", False), ("pnsga3", True)]
+    commands = (tmp_path / "results" / "commands.txt").read_text().splitlines()
+    assert [c.split("--selection ")[1].split()[0] for c in commands if c.startswith("cars-search ")] == [
+        "pnsga3", "vega"]  # the command line's order, whichever ran first
+    assert len(pd.read_csv(tmp_path / "results" / "final.csv")) == 2
+
 
 
 def test_the_defaults_are_four_selections_three_seeds_and_2560_validation_images():
