@@ -60,7 +60,7 @@ from experiments.ranking_fidelity import choose_genotypes, supernet_accuracy  # 
 from experiments.records import ResultsDir  # noqa: E402
 from experiments.runs import SearchRun, command_text, run_search, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, TrainScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
-from experiments.stats import paired_tau_difference, rank_correlation  # noqa: E402
+from experiments.stats import paired_tau_difference, partial_tau, rank_correlation  # noqa: E402
 from experiments.yardstick import flattery_gap, flattery_gap_ci, yardstick_noise  # noqa: E402
 
 __all__ = ["VARIANTS", "Variant", "analyse", "interleave_sources", "main"]
@@ -116,9 +116,13 @@ def interleave_sources(items: Sequence[Mapping[str, Any]]) -> list[Mapping[str, 
 
 def analyse(table: pd.DataFrame, variants: Sequence[str], *, seed: int) -> dict[str, Any]:
     """Per variant: tau of SuperNet accuracy (large and small sample) against stand-alone accuracy, overall
-    and per source, with bootstrap intervals, and the flattery gap; ``table`` has one row per genotype."""
+    and per source, with bootstrap intervals, and the flattery gap; ``table`` has one row per genotype.
+    What size does to the ranking: tau(params, stand-alone) once, and per variant tau(params, SuperNet)
+    and the size-held tau (``partial_tau``: SuperNet against stand-alone beyond what both owe to size)."""
     trained = table.dropna(subset=["test_accuracy"])
     summary: dict[str, Any] = {"genotypes": int(len(table)), "trained": int(len(trained)), "variants": {}}
+    size_rng = np.random.default_rng([seed, 0x512E])
+    summary["tau_params_standalone"] = rank_correlation(trained["params"], trained["test_accuracy"], rng=size_rng)
     for name in variants:
         large, small = f"{_LARGE}_{name}", f"{_SMALL}_{name}"
         if large not in trained.columns or trained[large].isna().all():
@@ -138,6 +142,9 @@ def analyse(table: pd.DataFrame, variants: Sequence[str], *, seed: int) -> dict[
             "flattery_gap_points": flattery_gap(rows, large),
             "flattery_gap_ci95": flattery_gap_ci(rows, large, rng=np.random.default_rng([seed, 0xF1A7])),
             "mean_supernet_accuracy": float(rows[large].mean()),
+            "tau_params_supernet": rank_correlation(rows["params"], rows[large], rng=np.random.default_rng([seed, 0x512E])),
+            "tau_size_held": partial_tau(rows[large], rows["test_accuracy"], rows["params"],
+                                         rng=np.random.default_rng([seed, 0x4E1D])),
         }
         base = f"{_LARGE}_baseline"
         if name != "baseline" and base in rows.columns and rows[base].notna().all():
@@ -197,6 +204,14 @@ def _print_summary(summary: Mapping[str, Any], noise: Mapping[str, Any], results
               f"{_fmt(gap_high, 1)}] points" + ("" if versus is None else
               f"; tau minus baseline {versus:+.2f} [{_fmt(stats['tau_minus_baseline']['ci95'][0])}, "
               f"{_fmt(stats['tau_minus_baseline']['ci95'][1])}]"))
+    by_size = summary.get("tau_params_standalone", {})
+    if by_size.get("kendall_tau") is not None:
+        print(f"size: tau(params, stand-alone) {by_size['kendall_tau']:+.2f} (p {by_size['kendall_p']:.2f}); per variant "
+              "tau(params, SuperNet) and the size-held tau (SuperNet vs stand-alone beyond size):")
+        for name, stats in summary["variants"].items():
+            held = stats["tau_size_held"]
+            print(f"{name:>9}: tau(params, SuperNet) {_fmt(stats['tau_params_supernet']['kendall_tau'], 2)}; size-held "
+                  f"tau {_fmt(held['partial_tau'])} [{_fmt(held['ci95'][0])}, {_fmt(held['ci95'][1])}]")
     print(f"results: {results.path}")
 
 

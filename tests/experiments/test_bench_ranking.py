@@ -29,6 +29,9 @@ def test_two_variants_end_to_end_then_a_rerun_reuses_everything(shared_dirs, tmp
     assert summary["variants"]["baseline"]["tau"]["n"] == 6
     versus = summary["variants"]["bn10"]["tau_minus_baseline"]  # the same genotypes and yardstick: paired
     assert versus["n"] == 6 and "tau_minus_baseline" not in summary["variants"]["baseline"]
+    held = summary["variants"]["bn10"]["tau_size_held"]  # what the ranking owes to size, per variant
+    assert held["n"] == 6 and summary["tau_params_standalone"]["n"] == 6
+    assert summary["variants"]["bn10"]["tau_params_supernet"]["kendall_tau"] is not None
     low, high = summary["variants"]["baseline"]["flattery_gap_ci95"]
     assert low <= summary["variants"]["baseline"]["flattery_gap_points"] <= high
     assert (out / "ranking.png").stat().st_size > 1000

@@ -5,6 +5,7 @@ from scipy import stats as scipy_stats
 from experiments.stats import (
     paired_comparison,
     paired_tau_difference,
+    partial_tau,
     rank_correlation,
     sd_interval,
     size_summary,
@@ -81,3 +82,20 @@ def test_paired_tau_difference_sees_a_better_ranker_through_shared_noise():
     swapped = paired_tau_difference(poor, good, y, rng=np.random.default_rng(0))
     assert abs(swapped["difference"] + result["difference"]) < 1e-12 and swapped["ci95"][1] < 0
     assert paired_tau_difference(good, np.ones(40), y, rng=rng)["difference"] is None
+
+
+def test_partial_tau_sees_the_ranking_that_size_hides_and_the_one_size_makes():
+    rng = np.random.default_rng(3)
+    size, merit = rng.normal(size=60), rng.normal(size=60)
+    # A ranker that knows the merit but prefers small models, against a yardstick that rewards size:
+    # the plain tau is negative, the size-held one clearly positive.
+    ranker, yardstick = merit - 1.5 * size, merit + 1.5 * size
+    assert rank_correlation(ranker, yardstick, rng=rng, bootstrap=10)["kendall_tau"] < 0
+    held = partial_tau(ranker, yardstick, size, rng=np.random.default_rng(0), bootstrap=300)
+    assert held["partial_tau"] > 0.5 and held["ci95"][0] > 0.3
+    # Two measures that share only size: a positive plain tau, no size-held one.
+    a, b = size + rng.normal(0, 0.5, 60), size + rng.normal(0, 0.5, 60)
+    assert rank_correlation(a, b, rng=rng, bootstrap=10)["kendall_tau"] > 0.4
+    shared = partial_tau(a, b, size, rng=np.random.default_rng(0), bootstrap=300)
+    assert abs(shared["partial_tau"]) < 0.15 and shared["ci95"][0] < 0 < shared["ci95"][1]
+    assert partial_tau(a, b, np.ones(60), rng=rng)["partial_tau"] is None
