@@ -204,6 +204,11 @@ def _print_summary(summary: Mapping[str, Any], noise: Mapping[str, Any], results
               f"{_fmt(gap_high, 1)}] points" + ("" if versus is None else
               f"; tau minus baseline {versus:+.2f} [{_fmt(stats['tau_minus_baseline']['ci95'][0])}, "
               f"{_fmt(stats['tau_minus_baseline']['ci95'][1])}]"))
+    agreement = summary.get("reference_yardstick")
+    if agreement:
+        tau = agreement["tau"]
+        print(f"this budget against the reference's {agreement['train'].get('epochs', '?')}-epoch one ({tau['n']} "
+              f"genotypes): tau {_fmt(tau['kendall_tau'])} [{_fmt(tau['tau_ci95'][0])}, {_fmt(tau['tau_ci95'][1])}]")
     by_size = summary.get("tau_params_standalone", {})
     if by_size.get("kendall_tau") is not None:
         print(f"size: tau(params, stand-alone) {by_size['kendall_tau']:+.2f} (p {by_size['kendall_p']:.2f}); per variant "
@@ -284,6 +289,8 @@ def _run(args: argparse.Namespace) -> int:
                 table = table.merge(measured, on="item", how="left")
         summary = analyse(table, variants, seed=args.seed)
         summary["yardstick_noise"] = yardstick_noise(models, seed1, seed=args.seed)
+        if reference is not None:
+            summary["reference_yardstick"] = agreement_with_reference(table, reference, seed=args.seed)
         summary["run_info"] = run_info(experiment)
         results.write_csv("ranking.csv", table)
         results.write_json("summary.json", summary)
@@ -323,6 +330,18 @@ def _run(args: argparse.Namespace) -> int:
     summary = update()
     _print_summary(summary, summary["yardstick_noise"], results)
     return 0
+
+
+def agreement_with_reference(table: pd.DataFrame, reference: Path, *, seed: int) -> dict[str, Any]:
+    """How far this budget's stand-alone ranking agrees with the reference folder's (another budget on the
+    same genotypes): Kendall tau over the genotypes trained in both, and the reference's budget."""
+    path = reference / "models.jsonl"
+    trained = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
+    theirs = pd.DataFrame(trained, columns=["item", "test_accuracy"]).rename(columns={"test_accuracy": "reference"})
+    both = table[["item", "test_accuracy"]].merge(theirs, on="item").dropna()
+    settings = json.loads((reference / ResultsDir.SETTINGS).read_text())
+    return {"folder": str(reference), "train": settings.get("train", {}),
+            "tau": rank_correlation(both["reference"], both["test_accuracy"], rng=np.random.default_rng([seed, 0x2EF]))}
 
 
 def reference_results(folder: Path, settings: Mapping[str, Any]) -> Path:

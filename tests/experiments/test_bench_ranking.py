@@ -55,6 +55,9 @@ def test_two_variants_end_to_end_then_a_rerun_reuses_everything(shared_dirs, tmp
     first = [json.loads(line)["item"] for line in (tmp_path / "longer" / "models.jsonl").read_text().splitlines()]
     paired = [json.loads(line)["item"] for line in (tmp_path / "longer" / "models_seed1.jsonl").read_text().splitlines()]
     assert first[:2] == paired  # the yardstick's noise is measured before the rest is trained
+    agreement = json.loads((tmp_path / "longer" / "summary.json").read_text())["reference_yardstick"]
+    assert agreement["train"]["epochs"] == 1 and agreement["tau"]["n"] == len(table)  # against the 1-epoch budget
+    assert "against the reference's 1-epoch one" in capsys.readouterr().out
     other = [*longer[: longer.index("--out")], "--search-population", "6", "--out", str(tmp_path / "other"),
              "--reference", str(out)]
     assert main(other) == 2  # another search's SuperNet accuracies are not reused
