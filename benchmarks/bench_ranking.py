@@ -238,7 +238,7 @@ def _run(args: argparse.Namespace) -> int:
 
     def measured_path(name: str) -> Path | None:
         """This variant's SuperNet accuracies: measured here, else in the reference folder, else None."""
-        for folder in (results.path, reference):
+        for folder in (results.path, reference and reference.path):
             if folder is not None and (folder / f"supernet-{name}.csv").is_file():
                 return folder / f"supernet-{name}.csv"
         return None
@@ -254,7 +254,7 @@ def _run(args: argparse.Namespace) -> int:
     # for every variant and every later session, even where the search would come out otherwise.
     saved = results.file("genotypes.csv")
     if reference is not None and not saved.is_file():
-        results.write_csv("genotypes.csv", pd.read_csv(reference / "genotypes.csv"))
+        results.write_csv("genotypes.csv", pd.read_csv(reference.file("genotypes.csv")))
     if saved.is_file():
         chosen = pd.read_csv(saved)
     else:
@@ -332,21 +332,20 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def agreement_with_reference(table: pd.DataFrame, reference: Path, *, seed: int) -> dict[str, Any]:
+def agreement_with_reference(table: pd.DataFrame, reference: ResultsDir, *, seed: int) -> dict[str, Any]:
     """How far this budget's stand-alone ranking agrees with the reference folder's (another budget on the
     same genotypes): Kendall tau over the genotypes trained in both, and the reference's budget."""
-    path = reference / "models.jsonl"
-    trained = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
-    theirs = pd.DataFrame(trained, columns=["item", "test_accuracy"]).rename(columns={"test_accuracy": "reference"})
-    both = table[["item", "test_accuracy"]].merge(theirs, on="item").dropna()
-    settings = json.loads((reference / ResultsDir.SETTINGS).read_text())
-    return {"folder": str(reference), "train": settings.get("train", {}),
+    theirs = pd.DataFrame(reference.read_jsonl("models.jsonl"), columns=["item", "test_accuracy"])
+    both = table[["item", "test_accuracy"]].merge(theirs.rename(columns={"test_accuracy": "reference"}), on="item")
+    both = both.dropna()
+    return {"folder": str(reference.path), "train": reference.settings.get("train", {}),
             "tau": rank_correlation(both["reference"], both["test_accuracy"], rng=np.random.default_rng([seed, 0x2EF]))}
 
 
-def reference_results(folder: Path, settings: Mapping[str, Any]) -> Path:
+def reference_results(folder: Path, settings: Mapping[str, Any]) -> ResultsDir:
     """``folder``, checked to be a bench_ranking results folder whose genotypes and SuperNet accuracies a
-    run of ``settings`` may reuse: same search, genotype set, validation sample and image subset."""
+    run of ``settings`` may reuse (same search, genotype set, validation sample and image subset), opened
+    with its own settings, so reading it writes nothing."""
     try:
         saved = json.loads((folder / ResultsDir.SETTINGS).read_text())
     except (OSError, ValueError):
@@ -357,7 +356,7 @@ def reference_results(folder: Path, settings: Mapping[str, Any]) -> Path:
     differ = [key for key in shared if saved.get(key) != settings.get(key)]
     if differ:
         raise UserInputError(f"--reference {folder} was made with other {', '.join(differ)} settings")
-    return folder
+    return ResultsDir(folder, saved)
 
 
 def _parser() -> Any:
