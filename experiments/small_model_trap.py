@@ -15,13 +15,15 @@ third of the space and above generation 0's 2/3 quantile, the best SuperNet accu
 ``--top`` (3) models of each final front by SuperNet accuracy are retrained with the experiment's short
 budget (``--train-*``, that seed), and each (selection, seed) front gets two hypervolumes in (accuracy
 up, parameters down): on the final population's SuperNet accuracies and on the retrained models' test
-accuracies. Selections are compared seed by seed (``selection_ablation``).
+accuracies. Selections are compared seed by seed (``selection_ablation``). And every recorded
+generation's selection is replayed under every rule on the same candidates (``selection_replay``): what
+pNSGA-III keeps beyond its shuffled copy there is the speed term's doing alone, paired search by search.
 
     python -m experiments.small_model_trap --threads 2          # 4 selections x 3 seeds, then 36 retrainings
 
 Writes ``experiments/results/small_model_trap-seeds/``: ``populations.csv``, ``per_generation.csv``,
 ``across_seeds.csv``, ``plan.csv``, ``models.jsonl``, ``final.csv``, ``summary.json``, ``commands.txt``,
-``timing.json``, ``fig2.png`` (Figure 2 with the seeds' spread), ``fronts.png`` and ``searches/`` (each
+``timing.json``, ``replay.csv``, ``speed_pairs.csv``, ``fig2.png`` (Figure 2 with the seeds' spread), ``fronts.png`` and ``searches/`` (each
 finished search's history, gzip-compressed, and final population: what a later session needs, since
 the search folders under ``runs/`` are not kept). (The one-seed run of
 the first version of this experiment stays in ``experiments/results/small_model_trap/``.)
@@ -46,6 +48,7 @@ from cars_deploy.search.objectives import build_costs, deploy_network  # noqa: E
 from cars_deploy.search.rundir import RunDir  # noqa: E402
 from cars_deploy.search.selection import non_dominated_fronts  # noqa: E402
 from experiments import selection_ablation as ablation  # noqa: E402
+from experiments import selection_replay as replay  # noqa: E402
 from experiments.choose import space_bounds  # noqa: E402
 from experiments.common import Experiment, experiment_parser, main_wrapper, prepare, run_info  # noqa: E402
 from experiments.figures import SELECTION_STYLE, new_figure, save_figure, seed_band  # noqa: E402
@@ -154,6 +157,19 @@ def _analyse(histories: Histories, plan: pd.DataFrame, records: Sequence[Mapping
     return final, summary
 
 
+def _replay(histories: Histories, space: tuple[float, float], results: ResultsDir) -> dict[str, Any]:
+    """Replays every search's selections under every rule and pairs each member's successive speeds
+    (``selection_replay``); writes ``replay.csv`` and ``speed_pairs.csv``, returns the summary."""
+    replays = [replay.replay_search(history, selection=selection, seed=seed, space=space)
+               for (selection, seed), history in histories.items()]  # fmt: skip
+    pairs = [replay.speed_pairs(history, selection=selection, seed=seed) for (selection, seed), history in histories.items()]
+    table = pd.concat(replays, ignore_index=True) if replays else pd.DataFrame()
+    speed_pairs = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame()
+    results.write_csv("replay.csv", table)
+    results.write_csv("speed_pairs.csv", speed_pairs)
+    return replay.replay_summary(table, speed_pairs)
+
+
 def _print_summary(final: pd.DataFrame, summary: Mapping[str, Any], reference: str, results: ResultsDir) -> None:
     """The last generation per selection, then ``reference`` against each other selection, seed by seed."""
     space = summary["space_params"]
@@ -182,7 +198,35 @@ def _print_summary(final: pd.DataFrame, summary: Mapping[str, Any], reference: s
                 parts.append(f"{label} {c['mean_difference'] * scale:+.{digits}f} ({c['wins']}-{c['losses']}"
                              + (f", t-test p {p:.2f}" if p is not None else "") + ")")
         print(f"{pair}, paired over seeds: {'; '.join(parts)}")
+    _print_replay(summary.get("replay", {}))
     print(f"results: {results.path}")
+
+
+def _print_replay(summary: Mapping[str, Any]) -> None:
+    """The replay's answer: whom each rule keeps of the same candidates, and what the speed measures."""
+    if not summary.get("searches"):
+        return
+    print(f"every rule on the same candidates ({summary['generations']} generations of {summary['searches']} "
+          f"searches; {summary['reproduced_generations']} of {summary['replayed_generations']} replays keep exactly "
+          f"what the search kept): mean over searches")
+    rows = [{"rule": rule, "kept median (M)": f"{m['kept_params_median'] / 1e6:.3f}",
+             "top third": f"{m['kept_share_top_third']:.3f}", "kept acc (%)": f"{100 * m['kept_accuracy_mean']:.2f}",
+             "kept unlike pnsga3": f"{m['changed_vs_pnsga3']:.2f}"}
+            for rule, m in summary["mean_over_searches"].items()]  # fmt: skip
+    print(pd.DataFrame(rows).to_string(index=False))
+    for pair, numbers in summary["comparisons"].items():
+        c = numbers["kept_params_median"]
+        p = "-" if c["ttest_p"] is None else f"{c['ttest_p']:.3f}"
+        w = "-" if c["wilcoxon_p"] is None else f"{c['wilcoxon_p']:.3f}"
+        print(f"  {pair}: kept median size {c['mean_difference'] / 1e6:+.3f} M ({c['wins']}-{c['losses']} searches, "
+              f"t-test p {p}, Wilcoxon p {w})")
+    tau, persistence = summary["tau_speed_params_median"], summary["speed_persistence"]
+    if tau is not None:
+        print(f"  speed vs size: median tau {tau:+.2f} per generation, p < 0.05 in "
+              f"{100 * summary['tau_speed_params_share_significant']:.0f}% of generations")
+    if persistence:
+        print(f"  a member's speed vs its next (centred per generation, {persistence['pairs']} pairs): r "
+              f"{persistence['pearson_r']:+.2f} (p {persistence['pearson_p']:.3f}); pure measurement noise gives -0.5")
 
 
 def _check_choices(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[int, ...]]:
@@ -265,6 +309,7 @@ def _run(args: argparse.Namespace) -> int:
     extra: dict[str, Any] = {"run_info": run_info(experiment)}
 
     def update_searches(histories: Histories) -> None:
+        extra["replay"] = _replay(histories, space, results)
         _analyse(histories, ablation.top_picks({}, args.top), [], space, selections, results, extra, plots=True)
 
     histories, finals, paths, commands = _searches(experiment, args, selections, seeds, update_searches)

@@ -23,9 +23,11 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
     assert main([*shared_dirs, *FLOW, "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "small model trap with seeds" in printed and "pnsga3 vs vega, paired over seeds" in printed
+    assert "every rule on the same candidates" in printed and "pnsga3 vs pnsga3-shuffled: kept median size" in printed
     names = {p.name for p in out.iterdir()}
     assert {"populations.csv", "per_generation.csv", "across_seeds.csv", "plan.csv", "models.jsonl", "final.csv",
-            "summary.json", "commands.txt", "timing.json", "settings.json", "fig2.png", "fronts.png"} <= names
+            "summary.json", "commands.txt", "timing.json", "settings.json", "fig2.png", "fronts.png", "replay.csv",
+            "speed_pairs.csv"} <= names
     per_generation = pd.read_csv(out / "per_generation.csv")
     assert per_generation.groupby(["selection", "seed"]).size().to_dict() == {
         ("pnsga3", 0): 3, ("pnsga3", 1): 3, ("vega", 0): 3, ("vega", 1): 3}
@@ -39,6 +41,10 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
     assert len(final) == 4 and final.hv_supernet.gt(0).all() and final.hv_retrained.notna().all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["same_generation0"] == {"0": True, "1": True}  # per seed, every selection starts alike
+    # Every search's selections replayed under every rule; each search's own rule keeps what it kept.
+    replayed = summary["replay"]
+    assert replayed["searches"] == 4 and replayed["reproduced_generations"] == replayed["replayed_generations"] == 8
+    assert len(pd.read_csv(out / "replay.csv")) == 4 * 2 * 4  # searches x generations 1-2 x rules
     compared = summary["comparisons"]["pnsga3 vs vega"]
     assert set(compared) == set(ablation.COMPARED) and compared["hv_retrained"]["pairs"] == 2
     commands = (out / "commands.txt").read_text().splitlines()
