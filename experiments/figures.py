@@ -26,15 +26,16 @@ def new_figure(width: float = 6.4, height: float = 4.6) -> Any:
     return _figures.new_figure(width, height, dpi=100)
 
 
-def seed_band(ax: Any, x: Sequence[float], per_seed: np.ndarray, *, selection: str) -> None:
+def seed_band(ax: Any, x: Sequence[float], per_seed: np.ndarray, *, selection: str,
+              unit: tuple[str, str] = ("seed", "seeds")) -> None:
     """The spread of one quantity over seeds, on ``ax``: the median over seeds as a line and the range
     (min to max) as a band, in ``selection``'s colour. ``per_seed`` is (seeds, len(x)); NaN (a seed
-    that has not reached that point) is left out."""
+    that has not reached that point) is left out. The legend counts the rows as ``unit`` (singular, plural)."""
     values = np.asarray(per_seed, dtype=np.float64)
     style = SELECTION_STYLE[selection]
     seeds = int(np.isfinite(values).any(axis=1).sum())
     with warnings.catch_warnings():  # numpy warns of a column no seed has reached yet ("All-NaN slice")
         warnings.simplefilter("ignore", RuntimeWarning)
         mid, low, high = np.nanmedian(values, axis=0), np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-    ax.plot(x, mid, color=style["color"], label=f"{style['label']} ({seeds} seed{'s' if seeds != 1 else ''})")
+    ax.plot(x, mid, color=style["color"], label=f"{style['label']} ({seeds} {unit[seeds != 1]})")
     ax.fill_between(x, low, high, color=style["color"], alpha=0.18, linewidth=0)

@@ -16,14 +16,14 @@ third of the space and above generation 0's 2/3 quantile, the best SuperNet accu
 budget (``--train-*``, that seed), and each (selection, seed) front gets two hypervolumes in (accuracy
 up, parameters down): on the final population's SuperNet accuracies and on the retrained models' test
 accuracies. Selections are compared seed by seed (``selection_ablation``). And every recorded
-generation's selection is replayed under every rule on the same candidates (``selection_replay``): what
-pNSGA-III keeps beyond its shuffled copy there is the speed term's doing alone, paired search by search.
+generation's selection is replayed under every rule on the same candidates (``selection_replay``, ``replay.png``):
+what pNSGA-III keeps beyond its shuffled copy there is the speed term's doing alone, paired search by search.
 
     python -m experiments.small_model_trap --threads 2          # 4 selections x 3 seeds, then 36 retrainings
 
 Writes ``experiments/results/small_model_trap-seeds/``: ``populations.csv``, ``per_generation.csv``,
 ``across_seeds.csv``, ``plan.csv``, ``models.jsonl``, ``final.csv``, ``summary.json``, ``commands.txt``,
-``timing.json``, ``replay.csv``, ``speed_pairs.csv``, ``fig2.png`` (Figure 2 with the seeds' spread), ``fronts.png`` and ``searches/`` (each
+``timing.json``, ``replay.csv``, ``speed_pairs.csv``, ``replay.png``, ``fig2.png`` (Figure 2 with the seeds' spread), ``fronts.png`` and ``searches/`` (each
 finished search's history, gzip-compressed, and final population: what a later session needs, since
 the search folders under ``runs/`` are not kept). (The one-seed run of
 the first version of this experiment stays in ``experiments/results/small_model_trap/``.)
@@ -56,7 +56,7 @@ from experiments.records import ResultsDir  # noqa: E402
 from experiments.runs import RunBusy, run_search, search_folder, train_command, train_each  # noqa: E402
 from experiments.scale import SearchScale, add_search_flags, add_train_flags, search_scale, train_scale  # noqa: E402
 
-__all__ = ["NAME", "SELECTIONS", "main", "plot_fig2", "plot_fronts"]
+__all__ = ["NAME", "SELECTIONS", "main", "plot_fig2", "plot_fronts", "plot_replay"]
 
 NAME = "small_model_trap"
 RESULTS = "small_model_trap-seeds"  # the results folder (small_model_trap/ holds the one-seed run)
@@ -124,6 +124,32 @@ def plot_fronts(populations: pd.DataFrame, final: pd.DataFrame, path: Path) -> P
     return save_figure(figure, path)
 
 
+def plot_replay(replays: pd.DataFrame, path: Path) -> Path:
+    """Every rule on the same candidates (``selection_replay``): per generation, the median over searches
+    (line) and their range (band) of what each rule keeps: median size, share in the space's largest
+    third, mean accuracy speed."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = (("kept_params_median", 1e-6, "median parameters kept (M)"),
+              ("kept_share_top_third", 1.0, "share kept in the space's largest third"),
+              ("kept_speed_mean", 100.0, "mean accuracy speed kept (points / epoch)"))  # fmt: skip
+    figure = new_figure(15, 4.4)
+    for index, (column, scale, label) in enumerate(panels, start=1):
+        ax = figure.add_subplot(1, len(panels), index)
+        for rule in [s for s in SELECTIONS if s in set(replays.rule)]:
+            table = replays[replays.rule == rule].pivot(index=["selection", "seed"], columns="generation", values=column)
+            seed_band(ax, table.columns.to_numpy(), table.to_numpy(float) * scale, selection=rule, unit=("search", "searches"))
+        ax.set_xlabel("generation")
+        ax.set_ylabel(label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    figure.suptitle("each rule choosing among the same recorded candidates of every search: median over searches "
+                    "(line) and min-max (band)", fontsize=9)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
 Histories = Mapping[tuple[str, int], Sequence[Mapping[str, Any]]]
 Finals = Mapping[tuple[str, int], pd.DataFrame]  # the final population of each (selection, seed) search
 
@@ -159,7 +185,7 @@ def _analyse(histories: Histories, plan: pd.DataFrame, records: Sequence[Mapping
 
 def _replay(histories: Histories, space: tuple[float, float], results: ResultsDir) -> dict[str, Any]:
     """Replays every search's selections under every rule and pairs each member's successive speeds
-    (``selection_replay``); writes ``replay.csv`` and ``speed_pairs.csv``, returns the summary."""
+    (``selection_replay``); writes ``replay.csv``, ``speed_pairs.csv`` and ``replay.png``, returns the summary."""
     replays = [replay.replay_search(history, selection=selection, seed=seed, space=space)
                for (selection, seed), history in histories.items()]  # fmt: skip
     pairs = [replay.speed_pairs(history, selection=selection, seed=seed) for (selection, seed), history in histories.items()]
@@ -167,6 +193,8 @@ def _replay(histories: Histories, space: tuple[float, float], results: ResultsDi
     speed_pairs = pd.concat(pairs, ignore_index=True) if pairs else pd.DataFrame()
     results.write_csv("replay.csv", table)
     results.write_csv("speed_pairs.csv", speed_pairs)
+    if not table.empty:
+        plot_replay(table, results.file("replay.png"))
     return replay.replay_summary(table, speed_pairs)
 
 

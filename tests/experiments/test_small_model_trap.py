@@ -27,7 +27,7 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
     names = {p.name for p in out.iterdir()}
     assert {"populations.csv", "per_generation.csv", "across_seeds.csv", "plan.csv", "models.jsonl", "final.csv",
             "summary.json", "commands.txt", "timing.json", "settings.json", "fig2.png", "fronts.png", "replay.csv",
-            "speed_pairs.csv"} <= names
+            "speed_pairs.csv", "replay.png"} <= names
     per_generation = pd.read_csv(out / "per_generation.csv")
     assert per_generation.groupby(["selection", "seed"]).size().to_dict() == {
         ("pnsga3", 0): 3, ("pnsga3", 1): 3, ("vega", 0): 3, ("vega", 1): 3}
