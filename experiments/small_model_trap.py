@@ -68,33 +68,43 @@ log = logging.getLogger("experiments")
 _MARKERS = "osD^v<>px*"
 
 
-def plot_fig2(generations: pd.DataFrame, space: tuple[float, float], path: Path) -> Path:
-    """Figure 2 with the seeds' spread: per selection and generation, the median over seeds (line) and
-    their range (band) of the population's median size, its share in the space's largest third and
-    its best SuperNet accuracy."""
+def _band_panels(table: pd.DataFrame, *, by: str, rows: str | list[str], panels: Sequence[tuple[str, float, str]],
+                 unit: tuple[str, str], title: str, path: Path) -> Path:
+    """One panel per ``(column, scale, label)`` of ``panels``: per value of ``by`` (a selection name) and
+    generation, the median over the ``rows`` of ``table`` (line) and their range (band)."""
     from matplotlib.ticker import MaxNLocator
 
-    panels = (("params_median", 1e-6, "median parameters of the population (M)"),
-              ("share_top_third_space", 1.0, "share in the largest third of the space"),
-              ("accuracy_max", 100.0, "best SuperNet accuracy (%)"))  # fmt: skip
     figure = new_figure(15, 4.4)
     for index, (column, scale, label) in enumerate(panels, start=1):
         ax = figure.add_subplot(1, len(panels), index)
-        for selection in [s for s in SELECTIONS if s in set(generations.selection)]:
-            table = generations[generations.selection == selection].pivot(index="seed", columns="generation", values=column)
-            seed_band(ax, table.columns.to_numpy(), table.to_numpy(float) * scale, selection=selection)
-        if column == "share_top_third_space":
+        for name in [s for s in SELECTIONS if s in set(table[by])]:
+            wide = table[table[by] == name].pivot(index=rows, columns="generation", values=column)
+            seed_band(ax, wide.columns.to_numpy(), wide.to_numpy(float) * scale, selection=name, unit=unit)
+        if column.startswith("share"):
             ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("generation")
         ax.set_ylabel(label)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    lo, hi = space
-    figure.suptitle(f"median over seeds (line) and min-max (band); the space spans {lo / 1e6:.2f}-{hi / 1e6:.2f} M "
-                    f"parameters, its largest third from {(lo + 2 / 3 * (hi - lo)) / 1e6:.2f} M", fontsize=9)
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     return save_figure(figure, path)
+
+
+def plot_fig2(generations: pd.DataFrame, space: tuple[float, float], path: Path) -> Path:
+    """Figure 2 with the seeds' spread: per selection and generation, the median over seeds (line) and
+    their range (band) of the population's median size, its share in the space's largest third and
+    its best SuperNet accuracy."""
+    lo, hi = space
+    return _band_panels(
+        generations, by="selection", rows="seed", unit=("seed", "seeds"), path=path,
+        panels=(("params_median", 1e-6, "median parameters of the population (M)"),
+                ("share_top_third_space", 1.0, "share in the largest third of the space"),
+                ("accuracy_max", 100.0, "best SuperNet accuracy (%)")),
+        title=f"median over seeds (line) and min-max (band); the space spans {lo / 1e6:.2f}-{hi / 1e6:.2f} M "
+              f"parameters, its largest third from {(lo + 2 / 3 * (hi - lo)) / 1e6:.2f} M",
+    )  # fmt: skip
 
 
 def plot_fronts(populations: pd.DataFrame, final: pd.DataFrame, path: Path) -> Path:
@@ -128,26 +138,14 @@ def plot_replay(replays: pd.DataFrame, path: Path) -> Path:
     """Every rule on the same candidates (``selection_replay``): per generation, the median over searches
     (line) and their range (band) of what each rule keeps: median size, share in the space's largest
     third, mean accuracy speed."""
-    from matplotlib.ticker import MaxNLocator
-
-    panels = (("kept_params_median", 1e-6, "median parameters kept (M)"),
-              ("kept_share_top_third", 1.0, "share kept in the space's largest third"),
-              ("kept_speed_mean", 100.0, "mean accuracy speed kept (points / epoch)"))  # fmt: skip
-    figure = new_figure(15, 4.4)
-    for index, (column, scale, label) in enumerate(panels, start=1):
-        ax = figure.add_subplot(1, len(panels), index)
-        for rule in [s for s in SELECTIONS if s in set(replays.rule)]:
-            table = replays[replays.rule == rule].pivot(index=["selection", "seed"], columns="generation", values=column)
-            seed_band(ax, table.columns.to_numpy(), table.to_numpy(float) * scale, selection=rule, unit=("search", "searches"))
-        ax.set_xlabel("generation")
-        ax.set_ylabel(label)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    figure.suptitle("each rule choosing among the same recorded candidates of every search: median over searches "
-                    "(line) and min-max (band)", fontsize=9)
-    figure.tight_layout()
-    return save_figure(figure, path)
+    return _band_panels(
+        replays, by="rule", rows=["selection", "seed"], unit=("search", "searches"), path=path,
+        panels=(("kept_params_median", 1e-6, "median parameters kept (M)"),
+                ("kept_share_top_third", 1.0, "share kept in the space's largest third"),
+                ("kept_speed_mean", 100.0, "mean accuracy speed kept (points / epoch)")),
+        title="each rule choosing among the same recorded candidates of every search: median over searches "
+              "(line) and min-max (band)",
+    )  # fmt: skip
 
 
 Histories = Mapping[tuple[str, int], Sequence[Mapping[str, Any]]]
