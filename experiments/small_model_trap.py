@@ -240,19 +240,29 @@ def _print_replay(summary: Mapping[str, Any]) -> None:
              "kept unlike pnsga3": f"{m['changed_vs_pnsga3']:.2f}"}
             for rule, m in summary["mean_over_searches"].items()]  # fmt: skip
     print(pd.DataFrame(rows).to_string(index=False))
+    compared = {"kept_params_median": ("kept median size", 1e-6, ".3f", " M"),
+                "kept_accuracy_mean": ("kept accuracy", 100, ".2f", " points")}  # fmt: skip
     for pair, numbers in summary["comparisons"].items():
-        c = numbers["kept_params_median"]
-        p = "-" if c["ttest_p"] is None else f"{c['ttest_p']:.3f}"
-        w = "-" if c["wilcoxon_p"] is None else f"{c['wilcoxon_p']:.3f}"
-        print(f"  {pair}: kept median size {c['mean_difference'] / 1e6:+.3f} M ({c['wins']}-{c['losses']} searches, "
-              f"t-test p {p}, Wilcoxon p {w})")
+        parts = []
+        for column, (label, scale, digits, unit) in compared.items():
+            c = numbers[column]
+            parts.append(f"{label} {c['mean_difference'] * scale:+{digits}}{unit} ({c['wins']}-{c['losses']} searches, "
+                         f"t-test p {_p_value(c['ttest_p'])}, Wilcoxon p {_p_value(c['wilcoxon_p'])})")
+        print(f"  {pair}: {'; '.join(parts)}")
     tau, persistence = summary["tau_speed_params_median"], summary["speed_persistence"]
     if tau is not None:
         print(f"  speed vs size: median tau {tau:+.2f} per generation, p < 0.05 in "
               f"{100 * summary['tau_speed_params_share_significant']:.0f}% of generations")
     if persistence:
         print(f"  a member's speed vs its next (centred per generation, {persistence['pairs']} pairs): r "
-              f"{persistence['pearson_r']:+.2f} (p {persistence['pearson_p']:.3f}); pure measurement noise gives -0.5")
+              f"{persistence['pearson_r']:+.2f} (p {_p_value(persistence['pearson_p'])}); pure measurement noise gives -0.5")
+
+
+def _p_value(p: float | None) -> str:
+    """A p-value as printed: three decimals, "< 0.001" below that, "-" where there is none."""
+    if p is None:
+        return "-"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 def _check_choices(args: argparse.Namespace) -> tuple[tuple[str, ...], tuple[int, ...]]:

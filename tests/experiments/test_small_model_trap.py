@@ -24,6 +24,7 @@ def test_selections_times_seeds_end_to_end_then_a_rerun_reuses_them(shared_dirs,
     printed = capsys.readouterr().out
     assert "small model trap with seeds" in printed and "pnsga3 vs vega, paired over seeds" in printed
     assert "every rule on the same candidates" in printed and "pnsga3 vs pnsga3-shuffled: kept median size" in printed
+    assert "kept accuracy" in printed
     names = {p.name for p in out.iterdir()}
     assert {"populations.csv", "per_generation.csv", "across_seeds.csv", "plan.csv", "models.jsonl", "final.csv",
             "summary.json", "commands.txt", "timing.json", "settings.json", "fig2.png", "fronts.png", "replay.csv",
